@@ -1,0 +1,2 @@
+//! upsguard-core: the allocation-free heart of upsguard.
+#![no_std]

@@ -1,0 +1,1 @@
+//! upsguard: the std service and CLI around `upsguard-core`.

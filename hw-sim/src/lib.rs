@@ -1,0 +1,1 @@
+//! upsguard-sim: a UPS emulator.
