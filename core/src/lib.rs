@@ -1,2 +1,23 @@
 //! upsguard-core: the allocation-free heart of upsguard.
+//!
+//! * [`wire`]: the APC Smart (UPS-Link) codec — typed commands with their pacing, reply
+//!   parsers, status flags, alerts, command set and capability tables. Parse and emit, never panic.
+//! * [`framer`]: bytes in, alerts out the moment their byte arrives, reply lines out at CR LF.
+//! * [`link`]: a sans-I/O link driver (handshake, discovery, polling, timeouts, command pacing)
+//!   in the style of quinn-proto: the caller feeds bytes and `now`, and writes what it is told.
+//! * [`shutdown`]: the shutdown policy state machine, also sans-I/O.
+//!
+//! `#![no_std]`, no `alloc`; builds for `thumbv7em-none-eabihf`.
 #![no_std]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::std_instead_of_core,
+    clippy::std_instead_of_alloc,
+    clippy::alloc_instead_of_core
+)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
+pub mod time;
