@@ -21,3 +21,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 pub mod time;
+pub mod event;
+pub mod framer;
+pub mod link;
+pub mod shutdown;
+pub mod wire;
