@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The one command that runs every test (README "Run all tests"; .ci/run calls it).
+# Installs what the tests need on a Debian 12 machine (run as root), then runs:
+# rustfmt, clippy, the workspace tests (unit, property, snapshot, end-to-end with
+# real NUT programs), and the no_std / thumbv7em checks of the core.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n==> %s\n' "$*"; }
+
+# --- 1. System packages the tests use as judges of compatibility -----------------------
+need=()
+[ -x /lib/nut/apcsmart ] || need+=(nut-server)
+command -v upsc >/dev/null 2>&1 || need+=(nut-client)
+command -v socat >/dev/null 2>&1 || need+=(socat)
+if [ ${#need[@]} -gt 0 ]; then
+  say "installing ${need[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "ci/test.sh: need root to apt-get install ${need[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+# --- 2. Toolchain pieces --------------------------------------------------------------
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+thumb=thumbv7em-none-eabihf
+have_thumb=0
+if rustup target list --installed 2>/dev/null | grep -qx "$thumb" || rustup target add "$thumb" >/dev/null 2>&1; then
+  have_thumb=1
+fi
+
+# --- 3. Style and lints ---------------------------------------------------------------
+say "rustfmt"
+cargo fmt --all -- --check
+say "clippy (-D warnings)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# --- 4. no_std core -------------------------------------------------------------------
+say "no_std core: no std/alloc feature anywhere in its dependency tree"
+if cargo tree -p upsguard-core -e normal,features --target "$thumb" --locked | grep -E '"(std|alloc)"'; then
+  echo "upsguard-core pulls in std or alloc" >&2
+  exit 1
+fi
+if [ "$have_thumb" = 1 ]; then
+  say "no_std core: build for $thumb"
+  cargo build -p upsguard-core --target "$thumb" --release --locked
+  cargo build -p upsguard-core --target "$thumb" --release --features defmt --locked
+  cargo clippy -p upsguard-core --target "$thumb" --locked -- -D warnings
+else
+  echo "note: rustup could not add $thumb here; the dependency-tree check above stands in for it"
+fi
+
+# --- 5. Tests ------------------------------------------------------------------------
+# End-to-end tests run the real binaries, so build them first (tests find them beside
+# their own executable).
+say "build binaries"
+cargo build --workspace --bins --locked
+say "cargo test --workspace"
+CI=true cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.txt
+status=${PIPESTATUS[0]}
+passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' target/test-output.txt | awk '{p+=$4; f+=$6} END {print p+0, f+0}')
+set -- $passed
+printf '\nTotal: %s passed, %s failed\n' "$1" "$2"
+exit "$status"
