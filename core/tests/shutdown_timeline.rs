@@ -1,4 +1,5 @@
 //! Unit tests of the shutdown state machine: one per policy and per part of the timeline.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use upsguard_core::event::{EventId, Severity};
 use upsguard_core::shutdown::{
@@ -185,7 +186,11 @@ fn low_battery_policy_fires_on_the_ups_flag() {
         low_battery: Some(true),
         ..Observation::on_battery(2000, 300)
     });
-    let lb = h.events.iter().find(|e| e.1 == EventId::LowBattery).unwrap();
+    let lb = h
+        .events
+        .iter()
+        .find(|e| e.1 == EventId::LowBattery)
+        .unwrap();
     assert_eq!(lb.1.severity(), Severity::Critical);
     h.to(1004);
     assert!(h.actions.is_empty());
@@ -605,7 +610,10 @@ fn time_on_battery_exceeded_event_and_shutdown() {
     h.to(299);
     assert!(h.actions.is_empty());
     h.to(300);
-    assert_eq!(h.event_time(EventId::TimeOnBatteryExceeded, false), Some(300));
+    assert_eq!(
+        h.event_time(EventId::TimeOnBatteryExceeded, false),
+        Some(300)
+    );
     assert_eq!(h.action_list(), vec![RUN_A]);
     h.to(310);
     h.obs(Observation::on_line(3000));
