@@ -18,11 +18,21 @@
     clippy::std_instead_of_alloc,
     clippy::alloc_instead_of_core
 )]
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
-pub mod time;
+#[macro_use]
+mod fmt;
 pub mod event;
 pub mod framer;
 pub mod link;
 pub mod shutdown;
+pub mod time;
 pub mod wire;

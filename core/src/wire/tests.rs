@@ -1,0 +1,1 @@
+//! Parser tests against real captures.
