@@ -527,6 +527,7 @@ impl ShutdownMachine {
         now: Instant,
         wake_after: Option<Duration>,
     ) -> Result<(), RequestError> {
+        self.tick(now);
         let turn_off = match wake_after {
             Some(d) => {
                 check_sleep(d).map_err(|_| RequestError::InvalidSleep)?;
@@ -540,6 +541,7 @@ impl ShutdownMachine {
     /// UPS sleep for `hours` (1..=99). `graceful`: shut the OS down first and sleep late in
     /// the halt; otherwise tell the UPS to sleep right away ([`Action::TurnOffUpsNow`]).
     pub fn sleep(&mut self, now: Instant, hours: u16, graceful: bool) -> Result<(), RequestError> {
+        self.tick(now);
         if !(1..=99).contains(&hours) {
             return Err(RequestError::InvalidSleep);
         }
