@@ -76,10 +76,15 @@ impl Model {
         (self.energy_wh / self.capacity_wh * 100.0).clamp(0.0, 100.0)
     }
 
-    /// Power (W) drawn from the battery, including the high-rate penalty.
-    pub fn effective_draw_w(&self, output_on: bool) -> f64 {
+    /// Real power (W) taken from the battery while on battery.
+    pub fn battery_power_w(&self, output_on: bool) -> f64 {
         let load_w = if output_on { self.load_pct / 100.0 * RATED_W } else { 0.0 };
-        let p = load_w / INVERTER_EFF + ELECTRONICS_W;
+        load_w / INVERTER_EFF + ELECTRONICS_W
+    }
+
+    /// Rate (W) at which rated energy is used up, including the high-rate penalty.
+    pub fn effective_draw_w(&self, output_on: bool) -> f64 {
+        let p = self.battery_power_w(output_on);
         let p20 = BATTERY_WH / 20.0;
         if p > p20 { p * (p / p20).powf(PEUKERT_EXP) } else { p }
     }
@@ -161,7 +166,7 @@ impl Model {
             0.0
         } else if on_battery {
             let ocv = 23.0 + 2.6 * soc;
-            let amps = self.effective_draw_w(output_on) / ocv;
+            let amps = self.battery_power_w(output_on) / ocv;
             (ocv - amps * PACK_RESISTANCE_OHM).max(0.0)
         } else {
             26.0 + 1.45 * soc + rng.signed() * 0.02
