@@ -124,8 +124,11 @@ impl<const N: usize> Framer<N> {
 }
 
 #[cfg(test)]
+#[allow(clippy::std_instead_of_alloc)]
 mod tests {
+    extern crate std;
     use super::*;
+    use std::{format, string::String};
 
     fn run<const N: usize>(f: &mut Framer<N>, bytes: &[u8]) -> std::vec::Vec<String> {
         let mut out = std::vec::Vec::new();
@@ -143,9 +146,6 @@ mod tests {
         }
         out
     }
-
-    extern crate std;
-    use std::{format, string::String};
 
     #[test]
     fn lines_and_alerts() {

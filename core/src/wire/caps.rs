@@ -63,7 +63,7 @@ impl fmt::Debug for Value {
 }
 
 /// The permitted values of one variable.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CapRecord {
     pub var: u8,
@@ -72,6 +72,17 @@ pub struct CapRecord {
     /// Characters per value on the wire.
     pub width: u8,
     pub values: Vec<Value, CAP_MAX_VALUES>,
+}
+
+impl fmt::Debug for CapRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CapRecord")
+            .field("var", &char::from(self.var))
+            .field("locale", &char::from(self.locale))
+            .field("width", &self.width)
+            .field("values", &self.values.as_slice())
+            .finish()
+    }
 }
 
 /// A locale-filtered `^Z` table with fixed capacity.

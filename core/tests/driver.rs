@@ -1,0 +1,853 @@
+//! Driver tests: a scripted Smart-UPS (the ups-link-protocol.md §7.1 profile) talks to the
+//! link driver in virtual time.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+
+use upsguard_core::link::{
+    CommState, KillMethod, LinkConfig, LinkDriver, LinkEvent, RequestError, RequestResult,
+    UpsRequest,
+};
+use upsguard_core::time::Instant;
+use upsguard_core::wire::{Alert, SettingVar, StatusFlags, StringVar, Value};
+
+const A_EMU: &[u8] =
+    b"3.!$%+?=#|.\x01\x0e\x1a'+-789@ABCDEFGKLMNOPQRSUVWXYZabcdefgjklmnopqrsuxyz~\x7f";
+
+/// §7.1 emulator profile.
+fn profile() -> BTreeMap<u8, Vec<u8>> {
+    let mut m = BTreeMap::new();
+    for (k, v) in [
+        (0x01u8, &b"SMART-UPS 1000"[..]),
+        (b'b', b"60.11.D"),
+        (b'V', b"IWD"),
+        (b'n', b"AS0123456789"),
+        (b'm', b"01/15/99"),
+        (b'x', b"01/15/99"),
+        (b'c', b"UPS_IDEN"),
+        (b'g', b"024"),
+        (b'B', b"27.45"),
+        (b'C', b"036.0"),
+        (b'F', b"60.00"),
+        (b'L', b"118.3"),
+        (b'M', b"118.9"),
+        (b'N', b"118.1"),
+        (b'O', b"118.3"),
+        (b'P', b"023.5"),
+        (b'f', b"100.0"),
+        (b'j', b"0045:"),
+        (b'9', b"FF"),
+        (b'G', b"O"),
+        (b'X', b"NO"),
+        (b'7', b"00"),
+        (b'~', b"00"),
+        (b'\'', b"00"),
+        (b'8', b"00"),
+        (b'd', b"010.7"),
+        (b'y', b"(C) APCC"),
+        (b'a', A_EMU),
+        (0x1a, b"#uD43127130133136lD43106103100097e44200155090oD13115s441HMLLq44202050710p443020180300600k4410TLNr443000060180300E443336168ON OFF"),
+    ] {
+        m.insert(k, v.to_vec());
+    }
+    m
+}
+
+fn settings() -> BTreeMap<u8, (Vec<&'static str>, usize)> {
+    let mut m = BTreeMap::new();
+    m.insert(b'u', (vec!["127", "130", "133", "136"], 0));
+    m.insert(b'l', (vec!["106", "103", "100", "097"], 1));
+    m.insert(b'e', (vec!["00", "15", "50", "90"], 0));
+    m.insert(b'o', (vec!["115"], 0));
+    m.insert(b's', (vec!["H", "M", "L", "L"], 0));
+    m.insert(b'q', (vec!["02", "05", "07", "10"], 0));
+    m.insert(b'p', (vec!["020", "180", "300", "600"], 0));
+    m.insert(b'k', (vec!["0", "T", "L", "N"], 0));
+    m.insert(b'r', (vec!["000", "060", "180", "300"], 0));
+    m.insert(b'E', (vec!["336", "168", "ON ", "OFF"], 0));
+    m
+}
+
+#[derive(Debug)]
+enum Pending {
+    None,
+    At(Vec<u8>),
+    Double(u8, u64),
+    Str(u8, Vec<u8>),
+}
+
+struct Ups {
+    smart: bool,
+    dead: bool,
+    latency: u64,
+    status: u8,
+    table: BTreeMap<u8, Vec<u8>>,
+    settings: BTreeMap<u8, (Vec<&'static str>, usize)>,
+    na: HashSet<u8>,
+    refuse: HashSet<u8>,
+    pending: Pending,
+    last: Option<u8>,
+    out: VecDeque<(u64, Vec<u8>)>,
+    /// Inserted after the first byte of the next reply (an alert mid-reply).
+    inject: Option<u8>,
+    double_gaps: Vec<u64>,
+}
+
+impl Ups {
+    fn new() -> Self {
+        Ups {
+            smart: false,
+            dead: false,
+            latency: 20,
+            status: 0x08,
+            table: profile(),
+            settings: settings(),
+            na: HashSet::new(),
+            refuse: HashSet::new(),
+            pending: Pending::None,
+            last: None,
+            out: VecDeque::new(),
+            inject: None,
+            double_gaps: vec![],
+        }
+    }
+
+    fn reply(&mut self, t: u64, body: &[u8]) {
+        let mut v = body.to_vec();
+        if let Some(a) = self.inject.take() {
+            v.insert(1.min(v.len()), a);
+        }
+        v.extend_from_slice(b"\r\n");
+        self.out.push_back((t + self.latency, v));
+    }
+
+    fn receive(&mut self, t: u64, b: u8) {
+        if self.dead {
+            return;
+        }
+        if !self.smart {
+            if b == b'Y' {
+                self.smart = true;
+                self.reply(t, b"SM");
+            }
+            return;
+        }
+        match std::mem::replace(&mut self.pending, Pending::None) {
+            Pending::At(mut d) => {
+                if !b.is_ascii_digit() {
+                    self.reply(t, b"NO");
+                    return;
+                }
+                d.push(b);
+                if d.len() == 3 {
+                    let r: &[u8] = if self.refuse.contains(&b'@') {
+                        b"NO"
+                    } else {
+                        b"OK"
+                    };
+                    self.reply(t, r);
+                } else {
+                    self.pending = Pending::At(d);
+                }
+                return;
+            }
+            Pending::Double(first, at) => {
+                if b == first {
+                    self.double_gaps.push(t - at);
+                    if first == b'K' {
+                        let r: &[u8] = if self.refuse.contains(&b'K') {
+                            b"NA"
+                        } else {
+                            b"OK"
+                        };
+                        self.reply(t, r);
+                    }
+                    return;
+                }
+            }
+            Pending::Str(var, mut s) => {
+                s.push(b);
+                if s.len() == 8 {
+                    let v = String::from_utf8(s).unwrap().trim_end().as_bytes().to_vec();
+                    self.table.insert(var, v);
+                    self.reply(t, b"OK");
+                } else {
+                    self.pending = Pending::Str(var, s);
+                }
+                return;
+            }
+            Pending::None => {}
+        }
+        let last = self.last.replace(b);
+        if self.na.contains(&b) {
+            self.reply(t, b"NA");
+            return;
+        }
+        match b {
+            b'Y' => self.reply(t, b"SM"),
+            b'R' => {
+                self.reply(t, b"BYE");
+                self.smart = false;
+            }
+            b'Q' => self.reply(t, format!("{:02X}", self.status).as_bytes()),
+            b'S' => {
+                let ok = self.status & 0x10 != 0 && !self.refuse.contains(&b'S');
+                self.reply(t, if ok { b"OK" } else { b"NA" });
+            }
+            b'@' => self.pending = Pending::At(vec![]),
+            b'K' | b'Z' | 0x0e => self.pending = Pending::Double(b, t),
+            b'W' | b'A' | b'U' | b'D' | 0x7f => self.reply(t, b"OK"),
+            b'-' => match last {
+                Some(v @ (b'c' | b'x')) => self.pending = Pending::Str(v, vec![]),
+                Some(v) if self.settings.contains_key(&v) => {
+                    let (vals, i) = self.settings.get_mut(&v).unwrap();
+                    *i = (*i + 1) % vals.len();
+                    self.reply(t, b"OK");
+                }
+                _ => self.reply(t, b"NA"),
+            },
+            v if self.settings.contains_key(&v) => {
+                let (vals, i) = &self.settings[&v];
+                let r = vals[*i].as_bytes().to_vec();
+                self.reply(t, &r);
+            }
+            v => {
+                let r = self.table.get(&v).cloned().unwrap_or(b"NA".to_vec());
+                self.reply(t, &r);
+            }
+        }
+    }
+}
+
+struct Harness {
+    drv: LinkDriver,
+    ups: Ups,
+    now: u64,
+    events: Vec<(u64, LinkEvent)>,
+    tx: Vec<(u64, u8)>,
+    rx_bytes: Vec<(u64, usize)>,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self::with(LinkConfig::default())
+    }
+    fn with(cfg: LinkConfig) -> Self {
+        Harness {
+            drv: LinkDriver::new(cfg),
+            ups: Ups::new(),
+            now: 0,
+            events: vec![],
+            tx: vec![],
+            rx_bytes: vec![],
+        }
+    }
+
+    fn pump(&mut self) {
+        let now = Instant(self.now);
+        while let Some(t) = self.drv.poll_transmit(now) {
+            for &b in t.as_bytes() {
+                self.tx.push((self.now, b));
+                self.ups.receive(self.now, b);
+            }
+        }
+        while let Some(e) = self.drv.poll_event() {
+            self.events.push((self.now, e));
+        }
+    }
+
+    fn run_until(&mut self, end: u64) {
+        let mut spins = 0;
+        loop {
+            self.pump();
+            let drv_t = self.drv.poll_timeout().map_or(u64::MAX, |i| i.0);
+            let ups_t = self.ups.out.front().map_or(u64::MAX, |o| o.0);
+            let next = drv_t.min(ups_t).max(self.now);
+            if next > end {
+                self.now = end;
+                self.pump();
+                return;
+            }
+            if next == self.now {
+                spins += 1;
+                assert!(spins < 10_000, "driver spins at {} ms", self.now);
+            } else {
+                spins = 0;
+            }
+            self.now = next;
+            while self.ups.out.front().is_some_and(|o| o.0 <= self.now) {
+                let (_, bytes) = self.ups.out.pop_front().unwrap();
+                self.rx_bytes.push((self.now, bytes.len()));
+                self.drv.handle_input(Instant(self.now), &bytes);
+                self.pump();
+            }
+            if self.drv.poll_timeout().is_some_and(|t| t.0 <= self.now) {
+                self.drv.handle_timeout(Instant(self.now));
+            }
+        }
+    }
+
+    fn deliver(&mut self, bytes: &[u8]) {
+        self.drv.handle_input(Instant(self.now), bytes);
+        self.pump();
+    }
+
+    fn sent_since(&self, t: u64) -> Vec<(u64, u8)> {
+        self.tx.iter().copied().filter(|(at, _)| *at >= t).collect()
+    }
+
+    fn count_events(&self, f: impl Fn(&LinkEvent) -> bool) -> usize {
+        self.events.iter().filter(|(_, e)| f(e)).count()
+    }
+
+    fn first_event(&self, f: impl Fn(&LinkEvent) -> bool) -> Option<u64> {
+        self.events.iter().find(|(_, e)| f(e)).map(|(t, _)| *t)
+    }
+
+    fn request(&mut self, req: UpsRequest) -> upsguard_core::link::RequestId {
+        let id = self.drv.request(Instant(self.now), req).unwrap();
+        self.pump();
+        id
+    }
+
+    fn result_of(&self, id: upsguard_core::link::RequestId) -> Option<(u64, RequestResult)> {
+        self.events.iter().find_map(|(t, e)| match e {
+            LinkEvent::RequestDone { id: i, result } if *i == id => Some((*t, *result)),
+            _ => None,
+        })
+    }
+}
+
+fn started() -> Harness {
+    let mut h = Harness::new();
+    h.run_until(10_000);
+    assert!(
+        h.first_event(|e| *e == LinkEvent::Identified).is_some(),
+        "{:?}",
+        h.events
+    );
+    h
+}
+
+#[test]
+fn startup_discovery_and_snapshot() {
+    let mut h = started();
+    h.run_until(15_000);
+    let kinds: Vec<_> = h.events.iter().take(3).map(|(_, e)| e.clone()).collect();
+    assert_eq!(kinds[0], LinkEvent::CommEstablished);
+    assert_eq!(
+        kinds[1],
+        LinkEvent::StatusChanged {
+            old: None,
+            new: StatusFlags::OL
+        }
+    );
+    // Discovery sent exactly the listed identification commands, in order, once.
+    let sent: Vec<u8> =
+        h.tx.iter()
+            .map(|(_, b)| *b)
+            .filter(|b| *b != b'Q')
+            .collect();
+    assert!(
+        sent.starts_with(b"Yab\x01nmxcgo\x1aulesqpkrE"),
+        "{:?}",
+        String::from_utf8_lossy(&sent)
+    );
+    assert_eq!(h.count_events(|e| *e == LinkEvent::Identified), 1);
+    assert_eq!(h.drv.snapshot().comm, CommState::Established);
+    // Stamps are virtual times: keep them, they are deterministic.
+    insta::assert_debug_snapshot!("snapshot_after_15s", h.drv.snapshot());
+}
+
+#[test]
+fn status_is_fresh_and_budget_respected() {
+    let mut h = started();
+    let from = 20_000;
+    h.run_until(80_000);
+    let qs: Vec<u64> =
+        h.tx.iter()
+            .filter(|(t, b)| *t >= from && *b == b'Q')
+            .map(|(t, _)| *t)
+            .collect();
+    for w in qs.windows(2) {
+        assert!(w[1] - w[0] <= 1_050, "Q gap {} ms", w[1] - w[0]);
+    }
+    let bytes: usize = h
+        .rx_bytes
+        .iter()
+        .filter(|(t, _)| *t >= from)
+        .map(|(_, n)| *n)
+        .sum();
+    let secs = (80_000 - from) / 1000;
+    // 10 % of 240 B/s = 24 B/s, plus one reply of slack.
+    assert!(bytes as u64 <= secs * 24 + 7, "{bytes} bytes in {secs} s");
+    assert!(
+        bytes as u64 >= secs * 20,
+        "budget under-used: {bytes} bytes in {secs} s"
+    );
+    // Every rotated measurement was refreshed within the last ~6 s.
+    let m = &h.drv.snapshot().measurements;
+    for at in [
+        m.input_voltage.unwrap().at,
+        m.output_voltage.unwrap().at,
+        m.load_percent.unwrap().at,
+        m.charge_percent.unwrap().at,
+        m.runtime_seconds.unwrap().at,
+        m.battery_voltage.unwrap().at,
+        m.frequency.unwrap().at,
+        m.temperature.unwrap().at,
+        m.line_quality.unwrap().at,
+        m.max_line_voltage.unwrap().at,
+        m.min_line_voltage.unwrap().at,
+        h.drv.snapshot().registers.reg3.unwrap().at,
+    ] {
+        assert!(80_000 - at.0 <= 6_000, "stale by {} ms", 80_000 - at.0);
+    }
+    assert_eq!(m.runtime_seconds.unwrap().value, 45 * 60);
+    assert_eq!(m.input_voltage.unwrap().value.hundredths(), 11830);
+}
+
+#[test]
+fn handshake_failure_then_success() {
+    let mut h = Harness::new();
+    h.ups.dead = true;
+    h.run_until(20_000);
+    let ys: Vec<u64> =
+        h.tx.iter()
+            .filter(|(_, b)| *b == b'Y')
+            .map(|(t, _)| *t)
+            .collect();
+    assert_eq!(&ys[..5], [0, 1500, 3000, 4500, 6000]);
+    assert_eq!(h.count_events(|e| *e == LinkEvent::CommLost), 1);
+    assert_eq!(h.first_event(|e| *e == LinkEvent::CommLost), Some(7500));
+    // Backoff afterwards: gaps grow.
+    let gaps: Vec<u64> = ys.windows(2).skip(4).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.windows(2).all(|g| g[1] >= g[0]), "{gaps:?}");
+    h.ups.dead = false;
+    h.run_until(60_000);
+    assert_eq!(
+        h.count_events(|e| *e == LinkEvent::CommLost),
+        1,
+        "reported once"
+    );
+    assert_eq!(h.count_events(|e| *e == LinkEvent::CommEstablished), 1);
+    assert_eq!(h.count_events(|e| *e == LinkEvent::Identified), 1);
+}
+
+#[test]
+fn dead_link_detected_and_recovered() {
+    let mut h = started();
+    h.run_until(20_000);
+    h.ups.dead = true;
+    h.run_until(40_000);
+    let lost = h
+        .first_event(|e| *e == LinkEvent::CommLost)
+        .expect("CommLost");
+    assert!(
+        lost - 20_000 <= 3_000,
+        "detected after {} ms",
+        lost - 20_000
+    );
+    assert_eq!(h.drv.snapshot().comm, CommState::Lost);
+    // The UPS comes back power-cycled (dumb mode): Y, then a fresh discovery.
+    h.ups.dead = false;
+    h.ups.smart = false;
+    let back = h.now;
+    h.run_until(70_000);
+    let est: Vec<u64> = h
+        .events
+        .iter()
+        .filter(|(t, e)| *t >= back && *e == LinkEvent::CommEstablished)
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(est.len(), 1);
+    assert_eq!(h.count_events(|e| *e == LinkEvent::CommLost), 1);
+    assert_eq!(h.count_events(|e| *e == LinkEvent::Identified), 2);
+    assert!(
+        h.sent_since(back).iter().any(|(_, b)| *b == b'a'),
+        "discovery rerun"
+    );
+}
+
+#[test]
+fn alert_mid_reply() {
+    let mut h = started();
+    h.run_until(12_000);
+    h.ups.inject = Some(b'!');
+    h.ups.status = 0x10;
+    let before = h.events.len();
+    let t0 = h.now;
+    h.run_until(t0 + 2_000);
+    let new: Vec<_> = h.events[before..].to_vec();
+    let alert_at = new
+        .iter()
+        .find(|(_, e)| *e == LinkEvent::Alert(Alert::LineFail))
+        .map(|(t, _)| *t)
+        .expect("alert event");
+    let status_at = new
+        .iter()
+        .find(|(_, e)| {
+            *e == LinkEvent::StatusChanged {
+                old: Some(StatusFlags::OL),
+                new: StatusFlags::OB,
+            }
+        })
+        .map(|(t, _)| *t)
+        .expect("status change");
+    assert_eq!(
+        alert_at, status_at,
+        "status changed the moment the alert arrived"
+    );
+    // The next byte sent after the alert is a Q re-read.
+    let next = h.tx.iter().find(|(t, _)| *t >= alert_at);
+    assert_eq!(next.map(|(_, b)| *b), Some(b'Q'));
+    // And the reply that carried the alert still parsed (no garbage, no desync).
+    assert_eq!(h.drv.snapshot().comm, CommState::Established);
+    assert_eq!(h.drv.snapshot().status.unwrap().value, StatusFlags::OB);
+}
+
+#[test]
+fn na_variable_is_dropped() {
+    let mut h = Harness::new();
+    h.ups.na.insert(b'C');
+    h.ups.na.insert(b'9');
+    h.ups.table.insert(b'G', b"NA".to_vec());
+    h.run_until(60_000);
+    let count = |c: u8| h.tx.iter().filter(|(_, b)| *b == c).count();
+    assert_eq!(count(b'C'), 1, "C asked once");
+    assert_eq!(count(b'9'), 1);
+    assert!(
+        count(b'G') > 3,
+        "G answering NA means 'not known yet', keep polling"
+    );
+    assert_eq!(h.drv.snapshot().comm, CommState::Established);
+    assert!(h.drv.snapshot().measurements.temperature.is_none());
+}
+
+fn paced_request(h: &mut Harness, req: UpsRequest) -> (u64, Vec<(u64, u8)>, RequestResult) {
+    let t0 = h.now;
+    let id = h.request(req);
+    h.run_until(t0 + 5_000);
+    let (done, result) = h.result_of(id).expect("request finished");
+    let sent =
+        h.tx.iter()
+            .copied()
+            .filter(|(t, _)| *t >= t0 && *t < done)
+            .collect();
+    (t0, sent, result)
+}
+
+#[test]
+fn k_k_pacing() {
+    let mut h = started();
+    h.run_until(12_345);
+    let (_, sent, result) = paced_request(&mut h, UpsRequest::ShutdownStayOff);
+    assert_eq!(result, RequestResult::Done);
+    let k: Vec<usize> = (0..sent.len()).filter(|i| sent[*i].1 == b'K').collect();
+    assert_eq!(k.len(), 2);
+    let (t1, t2) = (sent[k[0]].0, sent[k[1]].0);
+    assert!(t2 - t1 >= 1_500, "gap {}", t2 - t1);
+    assert_eq!(k[1], k[0] + 1, "nothing sent between the two K: {sent:?}");
+    assert_eq!(h.ups.double_gaps, [1_500]);
+}
+
+#[test]
+fn at_nnn_pacing() {
+    let mut h = started();
+    h.run_until(12_345);
+    let (_, sent, result) =
+        paced_request(&mut h, UpsRequest::ShutdownReturn { tenths_of_hour: 12 });
+    assert_eq!(result, RequestResult::Done);
+    let at = sent.iter().position(|(_, b)| *b == b'@').unwrap();
+    let seq: Vec<u8> = sent[at..at + 4].iter().map(|(_, b)| *b).collect();
+    assert_eq!(seq, b"@012");
+    let t: Vec<u64> = sent[at..at + 4].iter().map(|(t, _)| *t).collect();
+    assert_eq!([t[1] - t[0], t[2] - t[1], t[3] - t[2]], [200, 50, 50]);
+    assert_eq!(
+        sent.len(),
+        at + 4,
+        "nothing after the digits until the ack: {sent:?}"
+    );
+    assert_eq!(
+        h.drv.request(
+            Instant(h.now),
+            UpsRequest::ShutdownReturn {
+                tenths_of_hour: 1000
+            }
+        ),
+        Err(RequestError::InvalidValue)
+    );
+}
+
+#[test]
+fn slow_digits_are_configurable() {
+    let cfg = LinkConfig {
+        digit_gap: upsguard_core::time::Duration::from_millis(2000),
+        ack_timeout: upsguard_core::time::Duration::from_millis(3000),
+        ..LinkConfig::default()
+    };
+    let mut h = Harness::with(cfg);
+    h.run_until(10_000);
+    let (_, sent, result) = paced_request(&mut h, UpsRequest::ShutdownReturn { tenths_of_hour: 0 });
+    assert_eq!(result, RequestResult::Done);
+    let at = sent.iter().position(|(_, b)| *b == b'@').unwrap();
+    assert_eq!(sent[at + 3].0 - sent[at + 1].0, 4_000);
+}
+
+#[test]
+fn setting_change_by_cycling() {
+    let mut h = started();
+    h.run_until(12_000);
+    let v = Value::from_text("133").unwrap();
+    let bad = Value::from_text("200").unwrap();
+    assert_eq!(
+        h.drv.request(
+            Instant(h.now),
+            UpsRequest::SetSetting {
+                var: SettingVar::TransferHigh,
+                value: bad
+            }
+        ),
+        Err(RequestError::NotPermitted)
+    );
+    let t0 = h.now;
+    let id = h.request(UpsRequest::SetSetting {
+        var: SettingVar::TransferHigh,
+        value: v,
+    });
+    h.run_until(t0 + 3_000);
+    let (_, result) = h.result_of(id).unwrap();
+    assert_eq!(result, RequestResult::Done);
+    assert_eq!(h.drv.snapshot().settings.transfer_high.unwrap().value, 133);
+    assert!(h.events.iter().any(|(_, e)| *e
+        == LinkEvent::SettingChanged {
+            var: SettingVar::TransferHigh,
+            value: v
+        }));
+    // u, -, u, -, u: query, cycle, re-query; `-` always right after `u`.
+    let seq: Vec<u8> = h
+        .sent_since(t0)
+        .iter()
+        .map(|(_, b)| *b)
+        .filter(|b| matches!(b, b'u' | b'-'))
+        .take(5)
+        .collect();
+    assert_eq!(seq, b"u-u-u");
+    let sent = h.sent_since(t0);
+    for (i, (_, b)) in sent.iter().enumerate() {
+        if *b == b'-' {
+            assert_eq!(sent[i - 1].1, b'u');
+        }
+    }
+    // Already at the value: Unchanged, no cycling.
+    let t1 = h.now;
+    let id = h.request(UpsRequest::SetSetting {
+        var: SettingVar::TransferHigh,
+        value: v,
+    });
+    h.run_until(t1 + 2_000);
+    assert_eq!(h.result_of(id).unwrap().1, RequestResult::Unchanged);
+    assert!(!h.sent_since(t1).iter().any(|(_, b)| *b == b'-'));
+}
+
+#[test]
+fn setting_change_gives_up_after_wrap() {
+    let mut h = started();
+    // The UPS lists 136 but never reaches it (its cycle skips it): one full wrap, then fail.
+    h.ups.settings.insert(b'u', (vec!["127", "130", "133"], 0));
+    let v = Value::from_text("136").unwrap();
+    let id = h.request(UpsRequest::SetSetting {
+        var: SettingVar::TransferHigh,
+        value: v,
+    });
+    h.run_until(h.now + 5_000);
+    assert_eq!(
+        h.result_of(id).unwrap().1,
+        RequestResult::Failed(upsguard_core::link::RequestFailure::Wrapped)
+    );
+}
+
+#[test]
+fn write_string() {
+    let mut h = started();
+    let id = h.request(UpsRequest::WriteString {
+        var: StringVar::UpsId,
+        value: heapless::String::try_from("RACK1").unwrap(),
+    });
+    h.run_until(h.now + 3_000);
+    assert_eq!(h.result_of(id).unwrap().1, RequestResult::Done);
+    assert_eq!(
+        h.drv
+            .snapshot()
+            .identity
+            .ups_id
+            .as_ref()
+            .unwrap()
+            .value
+            .as_str(),
+        "RACK1"
+    );
+    let sent: Vec<u8> = h.tx.iter().map(|(_, b)| *b).collect();
+    assert!(sent.windows(10).any(|w| w == b"c-RACK1   "));
+}
+
+#[test]
+fn kill_power_falls_back_s_at_k() {
+    let mut h = started();
+    h.ups.status = 0x10;
+    h.deliver(b"!");
+    h.run_until(h.now + 1_000);
+    h.ups.refuse.insert(b'S');
+    h.ups.refuse.insert(b'@');
+    let t0 = h.now;
+    let id = h.request(UpsRequest::KillPower);
+    h.run_until(t0 + 10_000);
+    assert_eq!(
+        h.result_of(id).unwrap().1,
+        RequestResult::KillPower(KillMethod::StayOff)
+    );
+    let done = h.result_of(id).unwrap().0;
+    let seq: Vec<u8> = h
+        .sent_since(t0)
+        .iter()
+        .filter(|(t, b)| *t < done && *b != b'Q')
+        .map(|(_, b)| *b)
+        .collect();
+    assert_eq!(seq, b"S@000KK");
+}
+
+#[test]
+fn kill_power_on_line_uses_at() {
+    let mut h = started();
+    let id = h.request(UpsRequest::KillPower);
+    h.run_until(h.now + 3_000);
+    assert_eq!(
+        h.result_of(id).unwrap().1,
+        RequestResult::KillPower(KillMethod::ShutdownReturn)
+    );
+    let mut h = started();
+    h.ups.status = 0x10;
+    h.deliver(b"!");
+    let id = h.request(UpsRequest::KillPower);
+    h.run_until(h.now + 3_000);
+    assert_eq!(
+        h.result_of(id).unwrap().1,
+        RequestResult::KillPower(KillMethod::SoftShutdown)
+    );
+}
+
+#[test]
+fn simple_requests_and_close() {
+    let mut h = started();
+    let ids: Vec<_> = [
+        UpsRequest::SelfTest,
+        UpsRequest::PanelTest,
+        UpsRequest::AbortShutdown,
+        UpsRequest::TurnOn,
+    ]
+    .into_iter()
+    .map(|r| h.request(r))
+    .collect();
+    h.run_until(h.now + 6_000);
+    for id in ids {
+        assert_eq!(h.result_of(id).unwrap().1, RequestResult::Done);
+    }
+    let cal = h.request(UpsRequest::CalibrationAbort);
+    h.run_until(h.now + 2_000);
+    assert_eq!(
+        h.result_of(cal).unwrap().1,
+        RequestResult::Failed(upsguard_core::link::RequestFailure::NotRunning)
+    );
+    let t0 = h.now;
+    h.drv.shutdown_link(Instant(h.now));
+    h.run_until(t0 + 3_000);
+    assert_eq!(h.sent_since(t0).first().map(|(_, b)| *b), Some(b'R'));
+    assert!(h.events.iter().any(|(_, e)| *e == LinkEvent::Closed));
+    assert_eq!(h.drv.snapshot().comm, CommState::Closed);
+    assert!(!h.ups.smart, "UPS back in dumb mode");
+    assert_eq!(h.drv.poll_timeout(), None);
+    assert_eq!(
+        h.drv.request(Instant(h.now), UpsRequest::SelfTest),
+        Err(RequestError::Closed)
+    );
+}
+
+#[test]
+fn reset_restarts_handshake() {
+    let mut h = started();
+    h.ups.smart = false;
+    h.drv.reset(Instant(h.now));
+    let t0 = h.now;
+    h.run_until(t0 + 10_000);
+    assert_eq!(h.sent_since(t0).first().map(|(_, b)| *b), Some(b'Y'));
+    assert_eq!(h.count_events(|e| *e == LinkEvent::Identified), 2);
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Arbitrary bytes at arbitrary times, with arbitrary requests: never panics, and the
+        /// poll_timeout loop always makes progress.
+        #[test]
+        fn driver_never_panics(
+            steps in prop::collection::vec(
+                (0u64..3000, prop::collection::vec(any::<u8>(), 0..40), 0u8..20),
+                1..60,
+            )
+        ) {
+            let mut d = LinkDriver::new(LinkConfig::default());
+            let mut now = 0u64;
+            for (dt, bytes, action) in steps {
+                now += dt;
+                let t = Instant(now);
+                match action {
+                    0 => { let _ = d.request(t, UpsRequest::KillPower); }
+                    1 => { let _ = d.request(t, UpsRequest::ShutdownStayOff); }
+                    2 => { let _ = d.request(t, UpsRequest::SetSetting { var: SettingVar::Sensitivity, value: Value::from_text("M").unwrap() }); }
+                    3 => d.reset(t),
+                    4 => d.shutdown_link(t),
+                    5 => { let _ = d.request(t, UpsRequest::WriteString { var: StringVar::BatteryDate, value: heapless::String::try_from("01/01/26").unwrap() }); }
+                    _ => {}
+                }
+                d.handle_input(t, &bytes);
+                if d.poll_timeout().is_some_and(|p| p.0 <= now) {
+                    d.handle_timeout(t);
+                }
+                let mut n = 0;
+                while d.poll_transmit(t).is_some() {
+                    n += 1;
+                    prop_assert!(n < 20);
+                }
+                while d.poll_event().is_some() {}
+            }
+        }
+
+        /// A real conversation with garbage and alerts sprinkled in: never panics, alerts
+        /// all surface as events.
+        #[test]
+        fn noisy_ups(noise in prop::collection::vec((0u64..200_000, prop::sample::select(&b"!$%+#?=xZ\x00\x01\xff\r\n"[..])), 0..40)) {
+            let mut h = Harness::new();
+            let mut noise = noise;
+            noise.sort();
+            let mut alerts = 0;
+            for (t, b) in noise {
+                h.run_until(t.max(h.now));
+                h.deliver(&[b]);
+                if Alert::from_byte(b).is_some() { alerts += 1; }
+            }
+            h.run_until(h.now + 30_000);
+            let got = h.count_events(|e| matches!(e, LinkEvent::Alert(_)));
+            // Alerts delivered during an `a` reply (raw mode) are part of that reply.
+            prop_assert!(got <= alerts);
+        }
+    }
+}
