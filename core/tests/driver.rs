@@ -96,6 +96,10 @@ struct Ups {
     /// Inserted after the first byte of the next reply (an alert mid-reply).
     inject: Option<u8>,
     double_gaps: Vec<u64>,
+    /// Commands the UPS ignores completely (no reply at all).
+    silent: HashSet<u8>,
+    /// Answer `Q` with `SM` (just powered up).
+    status_sm: bool,
 }
 
 impl Ups {
@@ -114,6 +118,8 @@ impl Ups {
             out: VecDeque::new(),
             inject: None,
             double_gaps: vec![],
+            silent: HashSet::new(),
+            status_sm: false,
         }
     }
 
@@ -184,6 +190,13 @@ impl Ups {
             Pending::None => {}
         }
         let last = self.last.replace(b);
+        if self.silent.contains(&b) {
+            return;
+        }
+        if b == b'Q' && self.status_sm {
+            self.reply(t, b"SM");
+            return;
+        }
         if self.na.contains(&b) {
             self.reply(t, b"NA");
             return;
@@ -786,6 +799,77 @@ fn reset_restarts_handshake() {
     h.run_until(t0 + 10_000);
     assert_eq!(h.sent_since(t0).first().map(|(_, b)| *b), Some(b'Y'));
     assert_eq!(h.count_events(|e| *e == LinkEvent::Identified), 2);
+}
+
+#[test]
+fn silent_protocol_info_falls_back() {
+    // A very old unit ignores `a`: no Communication Lost, fallback command set, NA pruning.
+    // One unit answers `NA`, the other says nothing at all.
+    let mut h = Harness::new();
+    h.ups.na.insert(b'a');
+    let mut h2 = Harness::new();
+    h2.ups.silent.insert(b'a');
+    for h in [&mut h, &mut h2] {
+        h.run_until(30_000);
+        assert_eq!(
+            h.count_events(|e| *e == LinkEvent::CommLost),
+            0,
+            "{:?}",
+            h.events
+        );
+        assert_eq!(h.count_events(|e| *e == LinkEvent::Identified), 1);
+        assert!(h.drv.snapshot().protocol.is_none());
+        assert!(h.drv.snapshot().capabilities.is_some());
+        assert!(h.drv.snapshot().measurements.input_voltage.is_some());
+    }
+}
+
+#[test]
+fn q_answering_sm_after_power_up_is_not_a_failure() {
+    let mut h = Harness::new();
+    h.ups.table.insert(b'Q', b"SM".to_vec());
+    h.ups.status_sm = true;
+    h.run_until(10_000);
+    assert!(h.drv.snapshot().status.is_none());
+    assert_eq!(h.drv.snapshot().comm, CommState::Established);
+    h.ups.status_sm = false;
+    h.run_until(12_000);
+    assert_eq!(h.drv.snapshot().status.unwrap().value, StatusFlags::OL);
+}
+
+#[test]
+fn requests_fail_when_link_never_comes_up() {
+    let mut h = Harness::new();
+    h.ups.dead = true;
+    let id = h.request(UpsRequest::KillPower);
+    h.run_until(10_000);
+    assert_eq!(
+        h.result_of(id).unwrap(),
+        (
+            7_500,
+            RequestResult::Failed(upsguard_core::link::RequestFailure::CommLost)
+        )
+    );
+}
+
+#[test]
+fn eeprom_alert_triggers_settings_refresh() {
+    let mut h = started();
+    h.run_until(20_000);
+    h.ups.settings.get_mut(&b'p').unwrap().1 = 2;
+    let t0 = h.now;
+    h.deliver(b"|");
+    h.run_until(t0 + 5_000);
+    assert!(h.sent_since(t0).iter().any(|(_, b)| *b == b'p'));
+    assert_eq!(
+        h.drv.snapshot().settings.shutdown_delay_s.unwrap().value,
+        300
+    );
+    assert!(h.events.iter().any(|(_, e)| *e
+        == LinkEvent::SettingChanged {
+            var: SettingVar::ShutdownDelay,
+            value: Value::from_text("300").unwrap()
+        }));
 }
 
 mod props {

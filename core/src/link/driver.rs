@@ -19,7 +19,7 @@ use crate::wire::{
 
 /// Line buffer: the longest reply is `^Z` (≈210 bytes on a Smart-UPS 420).
 const FRAME_BUF: usize = 256;
-const EVENT_CAP: usize = 32;
+const EVENT_CAP: usize = 64;
 const QUEUE_CAP: usize = 8;
 const INITIAL_BACKOFF: Duration = Duration::from_millis(1000);
 
@@ -667,21 +667,23 @@ impl State {
                 }
             }
             Err(_) => {
-                // Wrong format: probably a late or corrupted reply. Counts as a failure
-                // but is not retried (the next poll reads it again).
+                // Wrong format: a late or corrupted reply, or a unit-specific value. The UPS
+                // is talking, so this is not a link failure; it is not retried either (the
+                // next poll reads it again). Counting it could turn one odd variable into an
+                // endless lost/rediscover loop.
                 warn!("bad reply to {}", ex.cmd.first_byte());
-                self.failures = self.failures.saturating_add(1);
-                if self.failures >= self.cfg.max_consecutive_failures.max(1) {
-                    self.comm_lost(now);
-                    return;
-                }
             }
         }
         self.query_done(now, ex);
     }
 
     fn query_failed(&mut self, now: Instant, ex: &Exchange) {
-        self.failures = self.failures.saturating_add(1);
+        // Discovery timeouts do not count towards Communication Lost: some old units stay
+        // silent on `a` (NUT then falls back), and `Q`, polled in between, still detects a
+        // dead link within the bound.
+        if !matches!(ex.purpose, Purpose::Discovery(_)) {
+            self.failures = self.failures.saturating_add(1);
+        }
         if self.failures >= self.cfg.max_consecutive_failures.max(1) {
             self.comm_lost(now);
         } else if ex.attempt < self.cfg.retries {

@@ -328,7 +328,7 @@ impl Active {
                     return fail(RequestFailure::UnexpectedReply);
                 };
                 match o {
-                    Outcome::Line(l) if crate::wire::trim(l) == value.trim_end().as_bytes() => {
+                    Outcome::Line(l) if crate::wire::trim(l) == trim_end(value.as_bytes()) => {
                         Step::Finished(RequestResult::Done)
                     }
                     Outcome::Line(_) => fail(RequestFailure::UnexpectedReply),
