@@ -36,7 +36,11 @@ pub enum AtomicWriteError {
     /// Writing, setting permissions on or syncing the temporary file failed.
     Write { path: PathBuf, source: io::Error },
     /// Renaming the temporary file over the target failed (the target is untouched).
-    Rename { from: PathBuf, to: PathBuf, source: io::Error },
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        source: io::Error,
+    },
     /// The rename happened but the directory could not be synced, so it may not be durable.
     SyncDir { path: PathBuf, source: io::Error },
     /// The source of a backup copy could not be read.
@@ -47,13 +51,25 @@ impl fmt::Display for AtomicWriteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::BadTarget { path } => {
-                write!(f, "cannot write {}: not a file path with a parent directory", path.display())
+                write!(
+                    f,
+                    "cannot write {}: not a file path with a parent directory",
+                    path.display()
+                )
             }
             Self::CreateTemp { path, source } => {
-                write!(f, "cannot create temporary file {}: {source}", path.display())
+                write!(
+                    f,
+                    "cannot create temporary file {}: {source}",
+                    path.display()
+                )
             }
             Self::Write { path, source } => {
-                write!(f, "cannot write temporary file {}: {source}", path.display())
+                write!(
+                    f,
+                    "cannot write temporary file {}: {source}",
+                    path.display()
+                )
             }
             Self::Rename { from, to, source } => write!(
                 f,
@@ -88,7 +104,9 @@ impl std::error::Error for AtomicWriteError {
 fn split_target(path: &Path) -> Result<(PathBuf, &std::ffi::OsStr), AtomicWriteError> {
     let name = path
         .file_name()
-        .ok_or_else(|| AtomicWriteError::BadTarget { path: path.to_path_buf() })?;
+        .ok_or_else(|| AtomicWriteError::BadTarget {
+            path: path.to_path_buf(),
+        })?;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -154,7 +172,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), AtomicWr
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt + 1 < TEMP_ATTEMPTS => {
                 attempt += 1;
             }
-            Err(source) => return Err(AtomicWriteError::CreateTemp { path: candidate, source }),
+            Err(source) => {
+                return Err(AtomicWriteError::CreateTemp {
+                    path: candidate,
+                    source,
+                });
+            }
         }
     };
 
@@ -164,12 +187,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), AtomicWr
     drop(file);
     if let Err(source) = written {
         let _ = fs::remove_file(&tmp_path);
-        return Err(AtomicWriteError::Write { path: tmp_path, source });
+        return Err(AtomicWriteError::Write {
+            path: tmp_path,
+            source,
+        });
     }
 
     if let Err(source) = fs::rename(&tmp_path, path) {
         let _ = fs::remove_file(&tmp_path);
-        return Err(AtomicWriteError::Rename { from: tmp_path, to: path.to_path_buf(), source });
+        return Err(AtomicWriteError::Rename {
+            from: tmp_path,
+            to: path.to_path_buf(),
+            source,
+        });
     }
 
     sync_dir(&dir)
@@ -180,7 +210,10 @@ fn sync_dir(dir: &Path) -> Result<(), AtomicWriteError> {
     {
         File::open(dir)
             .and_then(|d| d.sync_all())
-            .map_err(|source| AtomicWriteError::SyncDir { path: dir.to_path_buf(), source })
+            .map_err(|source| AtomicWriteError::SyncDir {
+                path: dir.to_path_buf(),
+                source,
+            })
     }
     #[cfg(not(unix))]
     {
@@ -194,8 +227,10 @@ fn sync_dir(dir: &Path) -> Result<(), AtomicWriteError> {
 /// permission bits `mode`. Used after a file has been verified good, so the backup is always
 /// the last good copy. The previous backup survives if anything fails.
 pub fn keep_backup(path: &Path, backup_path: &Path, mode: u32) -> Result<(), AtomicWriteError> {
-    let bytes =
-        fs::read(path).map_err(|source| AtomicWriteError::Read { path: path.to_path_buf(), source })?;
+    let bytes = fs::read(path).map_err(|source| AtomicWriteError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     write_atomic(backup_path, &bytes, mode)
 }
 
@@ -261,7 +296,12 @@ mod tests {
         std::os::unix::fs::symlink(&victim, &link).unwrap();
         write_atomic(&link, b"new", MODE_PRIVATE).unwrap();
         assert_eq!(fs::read(&victim).unwrap(), b"keep me");
-        assert!(!fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(
+            !fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
         assert_eq!(fs::read(&link).unwrap(), b"new");
     }
 

@@ -43,7 +43,11 @@ pub struct EventSpec {
 }
 
 const fn ev(id: &'static str, may_shut_down: bool, security: bool) -> EventSpec {
-    EventSpec { id, may_shut_down, security }
+    EventSpec {
+        id,
+        may_shut_down,
+        security,
+    }
 }
 
 /// Every configurable event (product §3). Ids are stable: they are stored in config files
@@ -114,7 +118,10 @@ pub struct EventActions {
 impl EventActions {
     /// The default for every event: log it, nothing else.
     pub fn log_only() -> Self {
-        Self { log: true, ..Self::default() }
+        Self {
+            log: true,
+            ..Self::default()
+        }
     }
 
     /// Parse a value for event `spec` (see the module docs for the grammar).
@@ -139,7 +146,8 @@ impl EventActions {
                             Some((n, d)) => (n, Some(d)),
                             None => (r, None),
                         };
-                        let name = FileName::parse(name).map_err(|e| format!("command_file: {e}"))?;
+                        let name =
+                            FileName::parse(name).map_err(|e| format!("command_file: {e}"))?;
                         let duration_s = match dur {
                             Some(d) => parse_range(d, 0, MAX_COMMAND_DURATION_S)
                                 .map_err(|e| format!("command_file duration (seconds) {e}"))?,
@@ -162,7 +170,9 @@ impl EventActions {
                         out.shutdown_delay_s = Some(delay);
                     }
                     ("command_file", None) => {
-                        return Err("'command_file' needs a name: command_file:NAME[:SECONDS]".into());
+                        return Err(
+                            "'command_file' needs a name: command_file:NAME[:SECONDS]".into()
+                        );
                     }
                     _ => {
                         return Err(format!(
@@ -174,7 +184,10 @@ impl EventActions {
             }
         }
         if spec.security && !out.log {
-            return Err(format!("'{}' is a security event and is always logged: include 'log'", spec.id));
+            return Err(format!(
+                "'{}' is a security event and is always logged: include 'log'",
+                spec.id
+            ));
         }
         Ok(out)
     }
@@ -203,7 +216,11 @@ impl fmt::Display for EventActions {
         if let Some(d) = self.shutdown_delay_s {
             parts.push(format!("shutdown:{d}"));
         }
-        if parts.is_empty() { f.write_str("none") } else { f.write_str(&parts.join(", ")) }
+        if parts.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&parts.join(", "))
+        }
     }
 }
 
@@ -213,7 +230,12 @@ pub struct Events(BTreeMap<&'static str, EventActions>);
 
 impl Default for Events {
     fn default() -> Self {
-        Self(EVENTS.iter().map(|e| (e.id, EventActions::log_only())).collect())
+        Self(
+            EVENTS
+                .iter()
+                .map(|e| (e.id, EventActions::log_only()))
+                .collect(),
+        )
     }
 }
 
@@ -238,7 +260,12 @@ impl Events {
 
     /// Largest command-file duration configured on any event (the shutdown waits for it).
     pub fn max_command_duration_s(&self) -> u32 {
-        self.0.values().filter_map(|a| a.command_file.as_ref()).map(|c| c.duration_s).max().unwrap_or(0)
+        self.0
+            .values()
+            .filter_map(|a| a.command_file.as_ref())
+            .map(|c| c.duration_s)
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -253,12 +280,19 @@ mod tests {
 
     #[test]
     fn full_grammar() {
-        let a = EventActions::parse(on_batt(), "log,command_file:onbatt.sh:30, notify ,shutdown:60").unwrap();
+        let a = EventActions::parse(
+            on_batt(),
+            "log,command_file:onbatt.sh:30, notify ,shutdown:60",
+        )
+        .unwrap();
         assert!(a.log && a.notify);
         assert_eq!(a.command_file.as_ref().unwrap().name.as_str(), "onbatt.sh");
         assert_eq!(a.command_file.as_ref().unwrap().duration_s, 30);
         assert_eq!(a.shutdown_delay_s, Some(60));
-        assert_eq!(a.to_string(), "log, notify, command_file:onbatt.sh:30, shutdown:60");
+        assert_eq!(
+            a.to_string(),
+            "log, notify, command_file:onbatt.sh:30, shutdown:60"
+        );
         assert_eq!(EventActions::parse(on_batt(), &a.to_string()).unwrap(), a);
     }
 
@@ -267,8 +301,14 @@ mod tests {
         let a = EventActions::parse(on_batt(), "command_file:x.sh, shutdown").unwrap();
         assert_eq!(a.command_file.unwrap().duration_s, 0);
         assert_eq!(a.shutdown_delay_s, Some(0));
-        assert_eq!(EventActions::parse(on_batt(), "none").unwrap(), EventActions::default());
-        assert_eq!(EventActions::parse(on_batt(), "").unwrap(), EventActions::default());
+        assert_eq!(
+            EventActions::parse(on_batt(), "none").unwrap(),
+            EventActions::default()
+        );
+        assert_eq!(
+            EventActions::parse(on_batt(), "").unwrap(),
+            EventActions::default()
+        );
         assert_eq!(EventActions::default().to_string(), "none");
     }
 

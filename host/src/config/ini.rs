@@ -89,7 +89,10 @@ impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::TooLarge { size, limit } => {
-                write!(f, "file is {size} bytes, larger than the {limit}-byte limit for a config file")
+                write!(
+                    f,
+                    "file is {size} bytes, larger than the {limit}-byte limit for a config file"
+                )
             }
             Self::NotUtf8 { line } => write!(f, "line {line}: file is not valid UTF-8 text"),
             Self::LineTooLong { line, limit } => {
@@ -163,7 +166,10 @@ pub fn check_value(value: &str) -> Result<(), String> {
     if value.len() > MAX_VALUE_BYTES {
         return Err(format!("value is longer than {MAX_VALUE_BYTES} bytes"));
     }
-    if let Some(c) = value.chars().find(|&c| c.is_control() || is_line_separator(c)) {
+    if let Some(c) = value
+        .chars()
+        .find(|&c| c.is_control() || is_line_separator(c))
+    {
         return Err(format!(
             "value contains control character {} (CR, LF, NUL, TAB and other control characters are not allowed)",
             c.escape_debug()
@@ -181,7 +187,10 @@ pub fn check_value(value: &str) -> Result<(), String> {
 /// Parse a whole file. See the module docs for the grammar and limits.
 pub fn parse(bytes: &[u8]) -> Result<Document, ParseError> {
     if bytes.len() > MAX_FILE_BYTES {
-        return Err(ParseError::TooLarge { size: bytes.len(), limit: MAX_FILE_BYTES });
+        return Err(ParseError::TooLarge {
+            size: bytes.len(),
+            limit: MAX_FILE_BYTES,
+        });
     }
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
@@ -200,9 +209,15 @@ pub fn parse(bytes: &[u8]) -> Result<Document, ParseError> {
         doc.line_count = line;
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
         if raw.len() > MAX_LINE_BYTES {
-            return Err(ParseError::LineTooLong { line, limit: MAX_LINE_BYTES });
+            return Err(ParseError::LineTooLong {
+                line,
+                limit: MAX_LINE_BYTES,
+            });
         }
-        if let Some(c) = raw.chars().find(|&c| (c.is_control() && c != '\t') || is_line_separator(c)) {
+        if let Some(c) = raw
+            .chars()
+            .find(|&c| (c.is_control() && c != '\t') || is_line_separator(c))
+        {
             return Err(ParseError::Syntax {
                 line,
                 message: format!("control character {} is not allowed", c.escape_debug()),
@@ -214,7 +229,10 @@ pub fn parse(bytes: &[u8]) -> Result<Document, ParseError> {
         }
         if let Some(rest) = t.strip_prefix('[') {
             let Some((inner, after)) = rest.split_once(']') else {
-                return Err(ParseError::Syntax { line, message: "section header has no closing ']'".into() });
+                return Err(ParseError::Syntax {
+                    line,
+                    message: "section header has no closing ']'".into(),
+                });
             };
             let after = after.trim_start();
             if !(after.is_empty() || after.starts_with('#') || after.starts_with(';')) {
@@ -225,7 +243,11 @@ pub fn parse(bytes: &[u8]) -> Result<Document, ParseError> {
             }
             let name = inner.trim();
             check_section_name(name).map_err(|message| ParseError::Syntax { line, message })?;
-            doc.sections.push(Section { name: name.to_string(), line, entries: Vec::new() });
+            doc.sections.push(Section {
+                name: name.to_string(),
+                line,
+                entries: Vec::new(),
+            });
             continue;
         }
         let Some((k, v)) = t.split_once('=') else {
@@ -235,8 +257,15 @@ pub fn parse(bytes: &[u8]) -> Result<Document, ParseError> {
             });
         };
         let key = k.trim();
-        check_key(key).map_err(|e| ParseError::Syntax { line, message: format!("{e} in {}", show(key)) })?;
-        let entry = Entry { key: key.to_string(), value: v.trim().to_string(), line };
+        check_key(key).map_err(|e| ParseError::Syntax {
+            line,
+            message: format!("{e} in {}", show(key)),
+        })?;
+        let entry = Entry {
+            key: key.to_string(),
+            value: v.trim().to_string(),
+            line,
+        };
         match doc.sections.last_mut() {
             Some(s) => s.entries.push(entry),
             None => doc.orphans.push(entry),
@@ -269,7 +298,10 @@ impl Writer {
     /// cannot end early).
     pub fn comment(&mut self, text: &str) {
         for l in text.split('\n') {
-            let clean: String = l.chars().filter(|c| !c.is_control() && !is_line_separator(*c)).collect();
+            let clean: String = l
+                .chars()
+                .filter(|c| !c.is_control() && !is_line_separator(*c))
+                .collect();
             if clean.is_empty() {
                 self.out.push_str("#\n");
             } else {
@@ -298,7 +330,11 @@ impl Writer {
     }
 
     pub fn entry(&mut self, key: &str, value: &str) -> Result<(), WriteError> {
-        let err = |rule| WriteError { section: self.section.clone(), key: key.to_string(), rule };
+        let err = |rule| WriteError {
+            section: self.section.clone(),
+            key: key.to_string(),
+            rule,
+        };
         check_key(key).map_err(err)?;
         check_value(value).map_err(err)?;
         self.out.push_str(key);
@@ -321,7 +357,8 @@ mod tests {
 
     #[test]
     fn parses_sections_entries_and_comments() {
-        let d = parse(b"# top\n; also\n[A]\nx = 1\n  y=two words = three  \n\n[B] ; note\nz =\n").unwrap();
+        let d = parse(b"# top\n; also\n[A]\nx = 1\n  y=two words = three  \n\n[B] ; note\nz =\n")
+            .unwrap();
         assert_eq!(d.sections.len(), 2);
         assert_eq!(d.sections[0].name, "A");
         assert_eq!(d.sections[0].line, 3);
@@ -387,14 +424,32 @@ mod tests {
         assert!(e.to_string().contains("limit"), "{e}");
         let mut long = b"[A]\nx = ".to_vec();
         long.extend(std::iter::repeat_n(b'a', MAX_LINE_BYTES));
-        assert_eq!(parse(&long).unwrap_err(), ParseError::LineTooLong { line: 2, limit: MAX_LINE_BYTES });
+        assert_eq!(
+            parse(&long).unwrap_err(),
+            ParseError::LineTooLong {
+                line: 2,
+                limit: MAX_LINE_BYTES
+            }
+        );
     }
 
     #[test]
     fn value_rules() {
         assert!(check_value("plain value = with # and ;").is_ok());
         assert!(check_value("").is_ok());
-        for bad in ["a\rb", "a\nb", "a\0b", "a\tb", "a\u{7f}", "a\u{85}", "a\u{2029}", "[x", "x]", " x", "x "] {
+        for bad in [
+            "a\rb",
+            "a\nb",
+            "a\0b",
+            "a\tb",
+            "a\u{7f}",
+            "a\u{85}",
+            "a\u{2029}",
+            "[x",
+            "x]",
+            " x",
+            "x ",
+        ] {
             assert!(check_value(bad).is_err(), "{bad:?}");
         }
         assert!(check_value(&"a".repeat(MAX_VALUE_BYTES + 1)).is_err());
@@ -413,7 +468,9 @@ mod tests {
     fn writer_rejects_injection_and_names_the_key() {
         let mut w = Writer::new();
         w.section("Web").unwrap();
-        let e = w.entry("description", "x\r\n[Credentials]\r\nusername=evil").unwrap_err();
+        let e = w
+            .entry("description", "x\r\n[Credentials]\r\nusername=evil")
+            .unwrap_err();
         assert_eq!(e.key, "description");
         assert_eq!(e.section, "Web");
         assert!(w.entry("a=b", "1").is_err());

@@ -31,8 +31,8 @@ use crate::atomic::{self, AtomicWriteError, MODE_PRIVATE};
 pub use events::{EVENTS, EventActions, EventSpec, Events};
 pub use ini::ParseError;
 pub use model::{
-    Access, Communication, Community, Config, Credentials, IpPrefix, Logging, NetService, SectionId, Shutdown,
-    ShutdownPolicy, Snmp, UpsOffMode, Web,
+    Access, Communication, Community, Config, Credentials, IpPrefix, Logging, NetService,
+    SectionId, Shutdown, ShutdownPolicy, Snmp, UpsOffMode, Web,
 };
 pub use schedule::Schedule;
 pub use values::{Argv, FileName};
@@ -45,19 +45,43 @@ pub const BACKUP_FILE: &str = "upsguard_backup.ini";
 #[derive(Debug)]
 pub enum ConfigError {
     /// The file could not be opened or read.
-    Io { path: PathBuf, source: io::Error },
+    Io {
+        path: PathBuf,
+        source: io::Error,
+    },
     /// The path is a directory, FIFO, device… (reading those could hang or be huge).
-    NotAFile { path: PathBuf },
+    NotAFile {
+        path: PathBuf,
+    },
     /// The file is not a well-formed INI file (includes size, line-length and UTF-8 limits).
-    Parse { path: Option<PathBuf>, source: ParseError },
-    UnknownSection { section: String },
-    UnknownKey { section: String, key: String },
+    Parse {
+        path: Option<PathBuf>,
+        source: ParseError,
+    },
+    UnknownSection {
+        section: String,
+    },
+    UnknownKey {
+        section: String,
+        key: String,
+    },
     /// A key name breaks the key rule (`=`, `[`, `]`, whitespace, …).
-    InvalidKey { section: String, key: String, rule: String },
+    InvalidKey {
+        section: String,
+        key: String,
+        rule: String,
+    },
     /// A value breaks a rule; `rule` says which.
-    InvalidValue { section: String, key: String, rule: String },
+    InvalidValue {
+        section: String,
+        key: String,
+        rule: String,
+    },
     /// Secrets are write-only through this API.
-    Secret { section: String, key: String },
+    Secret {
+        section: String,
+        key: String,
+    },
     /// The atomic write failed; the previous file is intact.
     Write(AtomicWriteError),
 }
@@ -83,15 +107,24 @@ impl fmt::Display for ConfigError {
         match self {
             Self::Io { path, source } => write!(f, "cannot read {}: {source}", path.display()),
             Self::NotAFile { path } => write!(f, "{} is not a regular file", path.display()),
-            Self::Parse { path: Some(p), source } => write!(f, "{}: {source}", p.display()),
+            Self::Parse {
+                path: Some(p),
+                source,
+            } => write!(f, "{}: {source}", p.display()),
             Self::Parse { path: None, source } => write!(f, "{source}"),
             Self::UnknownSection { section } => write!(f, "unknown section [{}]", show(section)),
-            Self::UnknownKey { section, key } => write!(f, "[{section}] {}: unknown key", show(key)),
+            Self::UnknownKey { section, key } => {
+                write!(f, "[{section}] {}: unknown key", show(key))
+            }
             Self::InvalidKey { section, key, rule } | Self::InvalidValue { section, key, rule } => {
                 write!(f, "[{section}] {}: {rule}", show(key))
             }
             Self::Secret { section, key } => {
-                write!(f, "[{section}] {}: secret values are never read back", show(key))
+                write!(
+                    f,
+                    "[{section}] {}: secret values are never read back",
+                    show(key)
+                )
             }
             Self::Write(e) => write!(f, "cannot save configuration: {e}"),
         }
@@ -153,7 +186,14 @@ pub struct ConfigWarning {
 
 impl ConfigWarning {
     fn file(kind: WarningKind, file: &Path, message: String) -> Self {
-        Self { kind, file: Some(file.to_path_buf()), line: None, section: None, key: None, message }
+        Self {
+            kind,
+            file: Some(file.to_path_buf()),
+            line: None,
+            section: None,
+            key: None,
+            message,
+        }
     }
 }
 
@@ -166,7 +206,9 @@ impl fmt::Display for ConfigWarning {
             write!(f, "line {l}: ")?;
         }
         match (&self.section, &self.key) {
-            (Some(s), Some(k)) => write!(f, "[{}] {}: ", ini::show(s).trim_matches('"'), ini::show(k))?,
+            (Some(s), Some(k)) => {
+                write!(f, "[{}] {}: ", ini::show(s).trim_matches('"'), ini::show(k))?
+            }
             (Some(s), None) => write!(f, "[{}]: ", ini::show(s).trim_matches('"'))?,
             (None, Some(k)) => write!(f, "{}: ", ini::show(k))?,
             (None, None) => {}
@@ -200,7 +242,10 @@ pub struct LoadOutcome {
 /// Read a config file: regular files only, at most [`ini::MAX_FILE_BYTES`], never blocking on
 /// a FIFO. Returns the bytes and the permission bits.
 fn read_file(path: &Path) -> Result<(Vec<u8>, Option<u32>), ConfigError> {
-    let io_err = |source| ConfigError::Io { path: path.to_path_buf(), source };
+    let io_err = |source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut opts = OpenOptions::new();
     opts.read(true);
     #[cfg(unix)]
@@ -212,7 +257,9 @@ fn read_file(path: &Path) -> Result<(Vec<u8>, Option<u32>), ConfigError> {
     let file = opts.open(path).map_err(io_err)?;
     let md = file.metadata().map_err(io_err)?;
     if !md.is_file() {
-        return Err(ConfigError::NotAFile { path: path.to_path_buf() });
+        return Err(ConfigError::NotAFile {
+            path: path.to_path_buf(),
+        });
     }
     let limit = ini::MAX_FILE_BYTES;
     let too_large = |size| ConfigError::Parse {
@@ -223,7 +270,9 @@ fn read_file(path: &Path) -> Result<(Vec<u8>, Option<u32>), ConfigError> {
         return Err(too_large(usize::try_from(md.len()).unwrap_or(usize::MAX)));
     }
     let mut bytes = Vec::new();
-    file.take(limit as u64 + 1).read_to_end(&mut bytes).map_err(io_err)?;
+    file.take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_err)?;
     if bytes.len() > limit {
         return Err(too_large(bytes.len()));
     }
@@ -239,7 +288,10 @@ fn read_file(path: &Path) -> Result<(Vec<u8>, Option<u32>), ConfigError> {
 
 fn read_and_parse(path: &Path) -> Result<(Vec<u8>, ini::Document, Option<u32>), ConfigError> {
     let (bytes, mode) = read_file(path)?;
-    let doc = ini::parse(&bytes).map_err(|source| ConfigError::Parse { path: Some(path.to_path_buf()), source })?;
+    let doc = ini::parse(&bytes).map_err(|source| ConfigError::Parse {
+        path: Some(path.to_path_buf()),
+        source,
+    })?;
     Ok((bytes, doc, mode))
 }
 
@@ -255,7 +307,9 @@ fn permission_warning(path: &Path, mode: Option<u32>) -> Option<ConfigWarning> {
 }
 
 fn has_credentials_section(doc: &ini::Document) -> bool {
-    doc.sections.iter().any(|s| SectionId::from_name(&s.name) == Some(SectionId::Credentials))
+    doc.sections
+        .iter()
+        .any(|s| SectionId::from_name(&s.name) == Some(SectionId::Credentials))
 }
 
 fn with_file(mut ws: Vec<ConfigWarning>, path: &Path) -> Vec<ConfigWarning> {
@@ -288,10 +342,21 @@ pub fn load(main_path: &Path, backup_path: &Path) -> LoadOutcome {
                     false
                 }
             };
-            LoadOutcome { config, warnings, used_backup: false, source: ConfigSource::Main, main_error: None, backup_refreshed }
+            LoadOutcome {
+                config,
+                warnings,
+                used_backup: false,
+                source: ConfigSource::Main,
+                main_error: None,
+                backup_refreshed,
+            }
         }
         Err(main_err) => {
-            let what = if main_err.is_not_found() { "is missing" } else { "is unusable" };
+            let what = if main_err.is_not_found() {
+                "is missing"
+            } else {
+                "is unusable"
+            };
             let mut warnings = vec![ConfigWarning::file(
                 WarningKind::MainFileUnusable,
                 main_path,
@@ -343,7 +408,12 @@ pub fn load(main_path: &Path, backup_path: &Path) -> LoadOutcome {
 /// administrator's comments; but plain-text credentials are never copied into the backup, so a
 /// file with `[Credentials]` is backed up in canonical form without them. Skips the write when
 /// the backup is already identical. Returns whether it wrote.
-fn refresh_backup(bytes: &[u8], doc: &ini::Document, config: &Config, backup: &Path) -> Result<bool, ConfigError> {
+fn refresh_backup(
+    bytes: &[u8],
+    doc: &ini::Document,
+    config: &Config,
+    backup: &Path,
+) -> Result<bool, ConfigError> {
     let content = if has_credentials_section(doc) {
         let mut c = config.clone();
         c.take_credentials();
@@ -368,7 +438,11 @@ impl Config {
         let text = self.to_ini()?;
         atomic::write_atomic(main, text.as_bytes(), MODE_PRIVATE)?;
         let mut for_backup = self.clone();
-        let bak = if for_backup.take_credentials().is_some() { for_backup.to_ini()? } else { text };
+        let bak = if for_backup.take_credentials().is_some() {
+            for_backup.to_ini()?
+        } else {
+            text
+        };
         atomic::write_atomic(backup, bak.as_bytes(), MODE_PRIVATE)?;
         Ok(())
     }
@@ -386,7 +460,10 @@ pub fn scrub_credentials(main: &Path, backup: &Path) -> Result<bool, ConfigError
     let mut drop_lines: Vec<(usize, usize)> = Vec::new();
     for (i, s) in doc.sections.iter().enumerate() {
         if SectionId::from_name(&s.name) == Some(SectionId::Credentials) {
-            let end = doc.sections.get(i + 1).map_or(doc.line_count, |n| n.line.saturating_sub(1));
+            let end = doc
+                .sections
+                .get(i + 1)
+                .map_or(doc.line_count, |n| n.line.saturating_sub(1));
             drop_lines.push((s.line, end));
         }
     }
@@ -401,7 +478,8 @@ pub fn scrub_credentials(main: &Path, backup: &Path) -> Result<bool, ConfigError
         .map(|(_, l)| l)
         .collect();
     // Re-parse before writing: the result must still be a valid file without credentials.
-    let check = ini::parse(kept.as_bytes()).map_err(|source| ConfigError::Parse { path: None, source })?;
+    let check =
+        ini::parse(kept.as_bytes()).map_err(|source| ConfigError::Parse { path: None, source })?;
     if has_credentials_section(&check) {
         return Err(ConfigError::InvalidValue {
             section: "Credentials".into(),
@@ -461,7 +539,11 @@ impl fmt::Display for Report {
 
 /// Check a file without loading it into the service: syntax, every value, permissions.
 pub fn validate_file(path: &Path) -> Report {
-    let mut report = Report { path: path.to_path_buf(), errors: Vec::new(), warnings: Vec::new() };
+    let mut report = Report {
+        path: path.to_path_buf(),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
     let (_, doc, mode) = match read_and_parse(path) {
         Ok(x) => x,
         Err(e) => {
@@ -470,7 +552,9 @@ pub fn validate_file(path: &Path) -> Report {
                 ConfigError::Parse { source, .. } => match source {
                     ParseError::Syntax { message, .. } => message.clone(),
                     ParseError::NotUtf8 { .. } => "file is not valid UTF-8 text".into(),
-                    ParseError::LineTooLong { limit, .. } => format!("line is longer than {limit} bytes"),
+                    ParseError::LineTooLong { limit, .. } => {
+                        format!("line is longer than {limit} bytes")
+                    }
                     other => other.to_string(),
                 },
                 other => other.to_string(),
@@ -498,7 +582,11 @@ pub fn validate_file(path: &Path) -> Report {
         w.file = None;
         report.warnings.push(w);
     }
-    if let Some(s) = doc.sections.iter().find(|s| SectionId::from_name(&s.name) == Some(SectionId::Credentials)) {
+    if let Some(s) = doc
+        .sections
+        .iter()
+        .find(|s| SectionId::from_name(&s.name) == Some(SectionId::Credentials))
+    {
         report.warnings.push(ConfigWarning {
             kind: WarningKind::CredentialsPresent,
             file: None,

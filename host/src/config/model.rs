@@ -10,7 +10,8 @@ use super::events::Events;
 use super::ini::{self, Document, Writer};
 use super::schedule::{self, MAX_SCHEDULES, Schedule};
 use super::values::{
-    Argv, FileName, fmt_bool, fmt_opt_file, parse_bool, parse_ip, parse_opt_file, parse_port, parse_range,
+    Argv, FileName, fmt_bool, fmt_opt_file, parse_bool, parse_ip, parse_opt_file, parse_port,
+    parse_range,
 };
 use super::{ConfigError, ConfigWarning, WarningKind};
 
@@ -105,7 +106,9 @@ impl SectionId {
 
     /// Section names match ASCII case-insensitively.
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.name().eq_ignore_ascii_case(name))
+        Self::ALL
+            .into_iter()
+            .find(|s| s.name().eq_ignore_ascii_case(name))
     }
 }
 
@@ -127,7 +130,12 @@ pub struct Communication {
 
 impl Default for Communication {
     fn default() -> Self {
-        Self { device: "/dev/ttyS0".into(), poll_interval_ms: 1000, reply_timeout_ms: 2000, retries: 3 }
+        Self {
+            device: "/dev/ttyS0".into(),
+            poll_interval_ms: 1000,
+            reply_timeout_ms: 2000,
+            retries: 3,
+        }
     }
 }
 
@@ -141,8 +149,13 @@ fn parse_device(v: &str) -> Result<String, String> {
     if v.split('/').any(|c| c == "..") {
         return Err("device path must not contain '..'".into());
     }
-    if !v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | ':' | '+')) {
-        return Err(format!("{rule}; only letters, digits and / . _ - : + are allowed"));
+    if !v
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | ':' | '+'))
+    {
+        return Err(format!(
+            "{rule}; only letters, digits and / . _ - : + are allowed"
+        ));
     }
     Ok(v.to_string())
 }
@@ -200,10 +213,19 @@ impl ShutdownPolicy {
     }
 
     fn parse(v: &str) -> Result<Self, String> {
-        [Self::Immediately, Self::OnBatteryDelay, Self::LowBattery, Self::Threshold, Self::LowRuntime]
-            .into_iter()
-            .find(|p| p.as_str().eq_ignore_ascii_case(v))
-            .ok_or_else(|| "must be one of immediately, on_battery_delay, low_battery, threshold, low_runtime".into())
+        [
+            Self::Immediately,
+            Self::OnBatteryDelay,
+            Self::LowBattery,
+            Self::Threshold,
+            Self::LowRuntime,
+        ]
+        .into_iter()
+        .find(|p| p.as_str().eq_ignore_ascii_case(v))
+        .ok_or_else(|| {
+            "must be one of immediately, on_battery_delay, low_battery, threshold, low_runtime"
+                .into()
+        })
     }
 }
 
@@ -302,18 +324,31 @@ impl Shutdown {
         match key {
             "policy" => put(&mut self.policy, ShutdownPolicy::parse(v)),
             "on_battery_delay_s" => put(&mut self.on_battery_delay_s, parse_range(v, 1, 86_400)),
-            "low_battery_runtime_s" => put(&mut self.low_battery_runtime_s, parse_range(v, 0, 7200)),
+            "low_battery_runtime_s" => {
+                put(&mut self.low_battery_runtime_s, parse_range(v, 0, 7200))
+            }
             "threshold_charge_pct" => put(&mut self.threshold_charge_pct, parse_range(v, 0, 100)),
-            "threshold_runtime_min" => put(&mut self.threshold_runtime_min, parse_range(v, 0, 1440)),
+            "threshold_runtime_min" => {
+                put(&mut self.threshold_runtime_min, parse_range(v, 0, 1440))
+            }
             "command_file" => put(&mut self.command_file, parse_opt_file(v)),
-            "command_file_duration_s" => put(&mut self.command_file_duration_s, parse_range(v, 0, 3600)),
+            "command_file_duration_s" => {
+                put(&mut self.command_file_duration_s, parse_range(v, 0, 3600))
+            }
             "os_shutdown_command" => put(&mut self.os_shutdown_command, Argv::parse(v)),
-            "os_shutdown_duration_s" => put(&mut self.os_shutdown_duration_s, parse_range(v, 10, 3600)),
+            "os_shutdown_duration_s" => {
+                put(&mut self.os_shutdown_duration_s, parse_range(v, 10, 3600))
+            }
             "turn_off_ups" => put(&mut self.turn_off_ups, parse_bool(v)),
             "ups_off_mode" => put(&mut self.ups_off_mode, UpsOffMode::parse(v)),
             "sleep_hours" => put(&mut self.sleep_hours, parse_range(v, 1, 99)),
-            "comm_lost_on_battery_shutdown" => put(&mut self.comm_lost_on_battery_shutdown, parse_bool(v)),
-            "comm_lost_on_battery_delay_s" => put(&mut self.comm_lost_on_battery_delay_s, parse_range(v, 0, 3600)),
+            "comm_lost_on_battery_shutdown" => {
+                put(&mut self.comm_lost_on_battery_shutdown, parse_bool(v))
+            }
+            "comm_lost_on_battery_delay_s" => put(
+                &mut self.comm_lost_on_battery_delay_s,
+                parse_range(v, 0, 3600),
+            ),
             _ => Err(SetError::UnknownKey),
         }
     }
@@ -321,19 +356,46 @@ impl Shutdown {
     fn entries(&self) -> Vec<(String, String)> {
         vec![
             ("policy".into(), self.policy.as_str().into()),
-            ("on_battery_delay_s".into(), self.on_battery_delay_s.to_string()),
-            ("low_battery_runtime_s".into(), self.low_battery_runtime_s.to_string()),
-            ("threshold_charge_pct".into(), self.threshold_charge_pct.to_string()),
-            ("threshold_runtime_min".into(), self.threshold_runtime_min.to_string()),
+            (
+                "on_battery_delay_s".into(),
+                self.on_battery_delay_s.to_string(),
+            ),
+            (
+                "low_battery_runtime_s".into(),
+                self.low_battery_runtime_s.to_string(),
+            ),
+            (
+                "threshold_charge_pct".into(),
+                self.threshold_charge_pct.to_string(),
+            ),
+            (
+                "threshold_runtime_min".into(),
+                self.threshold_runtime_min.to_string(),
+            ),
             ("command_file".into(), fmt_opt_file(&self.command_file)),
-            ("command_file_duration_s".into(), self.command_file_duration_s.to_string()),
-            ("os_shutdown_command".into(), self.os_shutdown_command.to_string()),
-            ("os_shutdown_duration_s".into(), self.os_shutdown_duration_s.to_string()),
+            (
+                "command_file_duration_s".into(),
+                self.command_file_duration_s.to_string(),
+            ),
+            (
+                "os_shutdown_command".into(),
+                self.os_shutdown_command.to_string(),
+            ),
+            (
+                "os_shutdown_duration_s".into(),
+                self.os_shutdown_duration_s.to_string(),
+            ),
             ("turn_off_ups".into(), fmt_bool(self.turn_off_ups)),
             ("ups_off_mode".into(), self.ups_off_mode.as_str().into()),
             ("sleep_hours".into(), self.sleep_hours.to_string()),
-            ("comm_lost_on_battery_shutdown".into(), fmt_bool(self.comm_lost_on_battery_shutdown)),
-            ("comm_lost_on_battery_delay_s".into(), self.comm_lost_on_battery_delay_s.to_string()),
+            (
+                "comm_lost_on_battery_shutdown".into(),
+                fmt_bool(self.comm_lost_on_battery_shutdown),
+            ),
+            (
+                "comm_lost_on_battery_delay_s".into(),
+                self.comm_lost_on_battery_delay_s.to_string(),
+            ),
         ]
     }
 }
@@ -358,22 +420,41 @@ pub struct Logging {
 
 impl Default for Logging {
     fn default() -> Self {
-        Self { event_log_max_kb: 1024, event_log_files: 5, datalog_interval_s: 60, datalog_max_kb: 4096, datalog_files: 5 }
+        Self {
+            event_log_max_kb: 1024,
+            event_log_files: 5,
+            datalog_interval_s: 60,
+            datalog_max_kb: 4096,
+            datalog_files: 5,
+        }
     }
 }
 
 fn floor_range(v: &str, floor: u32, max: u32) -> Result<u32, String> {
-    parse_range(v, floor, max).map_err(|e| format!("{e}; the minimum is a retention floor that cannot be lowered"))
+    parse_range(v, floor, max)
+        .map_err(|e| format!("{e}; the minimum is a retention floor that cannot be lowered"))
 }
 
 impl Logging {
     fn set(&mut self, key: &str, v: &str) -> SetResult {
         match key {
-            "event_log_max_kb" => put(&mut self.event_log_max_kb, floor_range(v, EVENT_LOG_MIN_KB, 1_048_576)),
-            "event_log_files" => put(&mut self.event_log_files, floor_range(v, EVENT_LOG_MIN_FILES, 100)),
+            "event_log_max_kb" => put(
+                &mut self.event_log_max_kb,
+                floor_range(v, EVENT_LOG_MIN_KB, 1_048_576),
+            ),
+            "event_log_files" => put(
+                &mut self.event_log_files,
+                floor_range(v, EVENT_LOG_MIN_FILES, 100),
+            ),
             "datalog_interval_s" => put(&mut self.datalog_interval_s, parse_range(v, 10, 3600)),
-            "datalog_max_kb" => put(&mut self.datalog_max_kb, floor_range(v, DATALOG_MIN_KB, 4_194_304)),
-            "datalog_files" => put(&mut self.datalog_files, floor_range(v, DATALOG_MIN_FILES, 100)),
+            "datalog_max_kb" => put(
+                &mut self.datalog_max_kb,
+                floor_range(v, DATALOG_MIN_KB, 4_194_304),
+            ),
+            "datalog_files" => put(
+                &mut self.datalog_files,
+                floor_range(v, DATALOG_MIN_FILES, 100),
+            ),
             _ => Err(SetError::UnknownKey),
         }
     }
@@ -382,7 +463,10 @@ impl Logging {
         vec![
             ("event_log_max_kb".into(), self.event_log_max_kb.to_string()),
             ("event_log_files".into(), self.event_log_files.to_string()),
-            ("datalog_interval_s".into(), self.datalog_interval_s.to_string()),
+            (
+                "datalog_interval_s".into(),
+                self.datalog_interval_s.to_string(),
+            ),
             ("datalog_max_kb".into(), self.datalog_max_kb.to_string()),
             ("datalog_files".into(), self.datalog_files.to_string()),
         ]
@@ -434,7 +518,8 @@ impl Web {
             "port" => put(&mut self.port, parse_port(v)),
             "idle_timeout_min" => put(
                 &mut self.idle_timeout_min,
-                parse_range(v, 1, 15).map_err(|e| format!("{e} (sessions end after at most 15 idle minutes)")),
+                parse_range(v, 1, 15)
+                    .map_err(|e| format!("{e} (sessions end after at most 15 idle minutes)")),
             ),
             "cert_file" => put(&mut self.cert_file, FileName::parse(v)),
             "key_file" => put(&mut self.key_file, FileName::parse(v)),
@@ -475,7 +560,10 @@ pub struct Community {
 impl fmt::Debug for Community {
     // A community string is a clear-text password; keep it out of debug logs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Community").field("name", &"<redacted>").field("access", &self.access).finish()
+        f.debug_struct("Community")
+            .field("name", &"<redacted>")
+            .field("access", &self.access)
+            .finish()
     }
 }
 
@@ -489,11 +577,18 @@ impl Community {
         };
         if name.is_empty()
             || name.len() > 32
-            || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         {
-            return Err("community names are 1 to 32 characters from letters, digits, '.', '_', '-'".into());
+            return Err(
+                "community names are 1 to 32 characters from letters, digits, '.', '_', '-'".into(),
+            );
         }
-        Ok(Self { name: name.into(), access })
+        Ok(Self {
+            name: name.into(),
+            access,
+        })
     }
 }
 
@@ -537,7 +632,11 @@ impl fmt::Display for IpPrefix {
     }
 }
 
-fn parse_list<T>(v: &str, what: &str, item: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>, String> {
+fn parse_list<T>(
+    v: &str,
+    what: &str,
+    item: impl Fn(&str) -> Result<T, String>,
+) -> Result<Vec<T>, String> {
     if v.is_empty() {
         return Ok(Vec::new());
     }
@@ -545,11 +644,18 @@ fn parse_list<T>(v: &str, what: &str, item: impl Fn(&str) -> Result<T, String>) 
     if items.len() > MAX_LIST {
         return Err(format!("at most {MAX_LIST} {what} are allowed"));
     }
-    items.into_iter().map(|i| item(i).map_err(|e| format!("{what}: {e}"))).collect()
+    items
+        .into_iter()
+        .map(|i| item(i).map_err(|e| format!("{what}: {e}")))
+        .collect()
 }
 
 fn fmt_list<T: fmt::Display>(items: &[T]) -> String {
-    items.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `[SNMP]`: reserved for the SNMP agent; parsed and validated now so files stay portable.
@@ -590,9 +696,18 @@ impl Snmp {
             "bind" => put(&mut self.bind, parse_ip(v)),
             "port" => put(&mut self.port, parse_port(v)),
             "v1_v2c_enabled" => put(&mut self.v1_v2c_enabled, parse_bool(v)),
-            "communities" => put(&mut self.communities, parse_list(v, "communities", Community::parse)),
-            "managers" => put(&mut self.managers, parse_list(v, "managers", IpPrefix::parse)),
-            "trap_receivers" => put(&mut self.trap_receivers, parse_list(v, "trap receivers", parse_ip)),
+            "communities" => put(
+                &mut self.communities,
+                parse_list(v, "communities", Community::parse),
+            ),
+            "managers" => put(
+                &mut self.managers,
+                parse_list(v, "managers", IpPrefix::parse),
+            ),
+            "trap_receivers" => put(
+                &mut self.trap_receivers,
+                parse_list(v, "trap receivers", parse_ip),
+            ),
             "trap_port" => put(&mut self.trap_port, parse_port(v)),
             _ => Err(SetError::UnknownKey),
         }
@@ -625,11 +740,19 @@ pub struct NetService {
 
 impl NetService {
     pub fn nut_default() -> Self {
-        Self { enabled: false, bind: IpAddr::V4(Ipv4Addr::LOCALHOST), port: 3493 }
+        Self {
+            enabled: false,
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 3493,
+        }
     }
 
     pub fn nis_default() -> Self {
-        Self { enabled: false, bind: IpAddr::V4(Ipv4Addr::LOCALHOST), port: 3551 }
+        Self {
+            enabled: false,
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 3551,
+        }
     }
 
     fn set(&mut self, key: &str, v: &str) -> SetResult {
@@ -768,13 +891,20 @@ impl Config {
     ///
     /// Errors name the section, the key and the rule that was broken; on error nothing changes.
     pub fn set(&mut self, section: &str, key: &str, value: &str) -> Result<(), ConfigError> {
-        let sid = SectionId::from_name(section)
-            .ok_or_else(|| ConfigError::UnknownSection { section: section.to_string() })?;
+        let sid = SectionId::from_name(section).ok_or_else(|| ConfigError::UnknownSection {
+            section: section.to_string(),
+        })?;
         let sname = sid.name();
-        ini::check_key(key)
-            .map_err(|rule| ConfigError::InvalidKey { section: sname.into(), key: key.into(), rule })?;
-        ini::check_value(value)
-            .map_err(|rule| ConfigError::InvalidValue { section: sname.into(), key: key.into(), rule })?;
+        ini::check_key(key).map_err(|rule| ConfigError::InvalidKey {
+            section: sname.into(),
+            key: key.into(),
+            rule,
+        })?;
+        ini::check_value(value).map_err(|rule| ConfigError::InvalidValue {
+            section: sname.into(),
+            key: key.into(),
+            rule,
+        })?;
         let k = key.to_ascii_lowercase();
         let r = match sid {
             SectionId::Communication => self.communication.set(&k, value),
@@ -796,8 +926,15 @@ impl Config {
             }
         };
         r.map_err(|e| match e {
-            SetError::UnknownKey => ConfigError::UnknownKey { section: sname.into(), key: key.into() },
-            SetError::Invalid(rule) => ConfigError::InvalidValue { section: sname.into(), key: key.into(), rule },
+            SetError::UnknownKey => ConfigError::UnknownKey {
+                section: sname.into(),
+                key: key.into(),
+            },
+            SetError::Invalid(rule) => ConfigError::InvalidValue {
+                section: sname.into(),
+                key: key.into(),
+                rule,
+            },
         })
     }
 
@@ -824,7 +961,9 @@ impl Config {
         let s = Schedule::parse(v)?;
         s.check_window(self.shutdown.min_window_s())?;
         if !self.schedule.contains_key(&name) && self.schedule.len() >= MAX_SCHEDULES {
-            return Err(SetError::Invalid(format!("at most {MAX_SCHEDULES} schedules are allowed")));
+            return Err(SetError::Invalid(format!(
+                "at most {MAX_SCHEDULES} schedules are allowed"
+            )));
         }
         self.schedule.insert(name, s);
         Ok(())
@@ -832,17 +971,24 @@ impl Config {
 
     /// The stored text of one value (as it would be written). Secrets are never returned.
     pub fn get(&self, section: &str, key: &str) -> Result<String, ConfigError> {
-        let sid = SectionId::from_name(section)
-            .ok_or_else(|| ConfigError::UnknownSection { section: section.to_string() })?;
+        let sid = SectionId::from_name(section).ok_or_else(|| ConfigError::UnknownSection {
+            section: section.to_string(),
+        })?;
         let k = key.to_ascii_lowercase();
         if sid == SectionId::Credentials && Credentials::SECRET_KEYS.contains(&k.as_str()) {
-            return Err(ConfigError::Secret { section: sid.name().into(), key: key.into() });
+            return Err(ConfigError::Secret {
+                section: sid.name().into(),
+                key: key.into(),
+            });
         }
         self.section_entries(sid)
             .into_iter()
             .find(|(ek, _)| *ek == k)
             .map(|(_, v)| v)
-            .ok_or_else(|| ConfigError::UnknownKey { section: sid.name().into(), key: key.into() })
+            .ok_or_else(|| ConfigError::UnknownKey {
+                section: sid.name().into(),
+                key: key.into(),
+            })
     }
 
     /// Every `(key, value)` of one section, as written.
@@ -850,14 +996,26 @@ impl Config {
         match sid {
             SectionId::Communication => self.communication.entries(),
             SectionId::Shutdown => self.shutdown.entries(),
-            SectionId::Events => self.events.iter().map(|(k, a)| (k.to_string(), a.to_string())).collect(),
-            SectionId::Schedule => self.schedule.iter().map(|(k, s)| (k.clone(), s.to_string())).collect(),
+            SectionId::Events => self
+                .events
+                .iter()
+                .map(|(k, a)| (k.to_string(), a.to_string()))
+                .collect(),
+            SectionId::Schedule => self
+                .schedule
+                .iter()
+                .map(|(k, s)| (k.clone(), s.to_string()))
+                .collect(),
             SectionId::Logging => self.logging.entries(),
             SectionId::Web => self.web.entries(),
             SectionId::Snmp => self.snmp.entries(),
             SectionId::Nut => self.nut.entries(),
             SectionId::Nis => self.nis.entries(),
-            SectionId::Credentials => self.credentials.as_ref().map(Credentials::entries).unwrap_or_default(),
+            SectionId::Credentials => self
+                .credentials
+                .as_ref()
+                .map(Credentials::entries)
+                .unwrap_or_default(),
         }
     }
 
@@ -879,7 +1037,8 @@ impl Config {
         }
         let text = w.finish();
 
-        let doc = ini::parse(text.as_bytes()).map_err(|source| ConfigError::Parse { path: None, source })?;
+        let doc = ini::parse(text.as_bytes())
+            .map_err(|source| ConfigError::Parse { path: None, source })?;
         let (back, warnings) = Config::from_document(&doc);
         if let Some(first) = warnings.into_iter().next() {
             return Err(ConfigError::InvalidValue {
@@ -933,7 +1092,10 @@ impl Config {
                     key: None,
                     kind: WarningKind::UnknownSection,
                     file: None,
-                    message: format!("unknown section; its {} entries are ignored", s.entries.len()),
+                    message: format!(
+                        "unknown section; its {} entries are ignored",
+                        s.entries.len()
+                    ),
                 }),
                 Some(sid) if seen_sections.contains(&sid) => warnings.push(ConfigWarning {
                     line: Some(s.line),
@@ -970,8 +1132,11 @@ impl Config {
                 seen_keys.push(lk);
                 if let Err(err) = cfg.set(sid.name(), &e.key, &e.value) {
                     let (kind, message) = match err {
-                        ConfigError::UnknownKey { .. } => (WarningKind::UnknownKey, "unknown key; ignored".to_string()),
-                        ConfigError::InvalidValue { rule, .. } | ConfigError::InvalidKey { rule, .. } => {
+                        ConfigError::UnknownKey { .. } => {
+                            (WarningKind::UnknownKey, "unknown key; ignored".to_string())
+                        }
+                        ConfigError::InvalidValue { rule, .. }
+                        | ConfigError::InvalidKey { rule, .. } => {
                             let keeping = cfg
                                 .get(sid.name(), &e.key)
                                 .map(|d| format!("; keeping {}", ini::show(&d)))
@@ -997,8 +1162,16 @@ impl Config {
 
 fn write_err(e: ini::WriteError) -> ConfigError {
     if e.key.is_empty() {
-        ConfigError::InvalidKey { section: e.section, key: String::new(), rule: e.rule }
+        ConfigError::InvalidKey {
+            section: e.section,
+            key: String::new(),
+            rule: e.rule,
+        }
     } else {
-        ConfigError::InvalidValue { section: e.section, key: e.key, rule: e.rule }
+        ConfigError::InvalidValue {
+            section: e.section,
+            key: e.key,
+            rule: e.rule,
+        }
     }
 }

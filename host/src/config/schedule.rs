@@ -38,19 +38,41 @@ const WEEK_S: u64 = 7 * DAY_S;
 /// One scheduled shutdown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Schedule {
-    Once { at: PrimitiveDateTime, wake: PrimitiveDateTime },
-    Daily { at: Time, wake: Time },
-    Weekly { day: Weekday, at: Time, wake_day: Weekday, wake: Time },
+    Once {
+        at: PrimitiveDateTime,
+        wake: PrimitiveDateTime,
+    },
+    Daily {
+        at: Time,
+        wake: Time,
+    },
+    Weekly {
+        day: Weekday,
+        at: Time,
+        wake_day: Weekday,
+        wake: Time,
+    },
 }
 
 fn parse_hhmm(s: &str) -> Result<Time, String> {
-    let err = || format!("{} is not a time HH:MM (00:00 to 23:59)", super::ini::show(s));
+    let err = || {
+        format!(
+            "{} is not a time HH:MM (00:00 to 23:59)",
+            super::ini::show(s)
+        )
+    };
     let b = s.as_bytes();
     if b.len() != 5 || b.get(2) != Some(&b':') {
         return Err(err());
     }
-    let h = s.get(0..2).filter(|x| x.bytes().all(|c| c.is_ascii_digit())).and_then(|x| x.parse::<u8>().ok());
-    let m = s.get(3..5).filter(|x| x.bytes().all(|c| c.is_ascii_digit())).and_then(|x| x.parse::<u8>().ok());
+    let h = s
+        .get(0..2)
+        .filter(|x| x.bytes().all(|c| c.is_ascii_digit()))
+        .and_then(|x| x.parse::<u8>().ok());
+    let m = s
+        .get(3..5)
+        .filter(|x| x.bytes().all(|c| c.is_ascii_digit()))
+        .and_then(|x| x.parse::<u8>().ok());
     match (h, m) {
         (Some(h), Some(m)) => Time::from_hms(h, m, 0).map_err(|_| err()),
         _ => Err(err()),
@@ -58,10 +80,17 @@ fn parse_hhmm(s: &str) -> Result<Time, String> {
 }
 
 fn parse_datetime(s: &str) -> Result<PrimitiveDateTime, String> {
-    let err = || format!("{} is not a date and time YYYY-MM-DDTHH:MM", super::ini::show(s));
+    let err = || {
+        format!(
+            "{} is not a date and time YYYY-MM-DDTHH:MM",
+            super::ini::show(s)
+        )
+    };
     let (date, time) = s.split_once(['T', 't']).ok_or_else(err)?;
     let parts: Vec<&str> = date.split('-').collect();
-    let [y, m, d] = parts.as_slice() else { return Err(err()) };
+    let [y, m, d] = parts.as_slice() else {
+        return Err(err());
+    };
     let digits = |x: &str, n: usize| x.len() == n && x.bytes().all(|c| c.is_ascii_digit());
     if !(digits(y, 4) && digits(m, 2) && digits(d, 2)) {
         return Err(err());
@@ -70,9 +99,14 @@ fn parse_datetime(s: &str) -> Result<PrimitiveDateTime, String> {
     if y < 2000 {
         return Err(format!("year {y} is before 2000"));
     }
-    let m = m.parse::<u8>().ok().and_then(|m| Month::try_from(m).ok()).ok_or_else(err)?;
+    let m = m
+        .parse::<u8>()
+        .ok()
+        .and_then(|m| Month::try_from(m).ok())
+        .ok_or_else(err)?;
     let d: u8 = d.parse().map_err(|_| err())?;
-    let date = Date::from_calendar_date(y, m, d).map_err(|_| format!("{} is not a valid calendar date", super::ini::show(s)))?;
+    let date = Date::from_calendar_date(y, m, d)
+        .map_err(|_| format!("{} is not a valid calendar date", super::ini::show(s)))?;
     Ok(PrimitiveDateTime::new(date, parse_hhmm(time)?))
 }
 
@@ -85,7 +119,12 @@ fn parse_day(s: &str) -> Result<Weekday, String> {
         "fri" | "friday" => Weekday::Friday,
         "sat" | "saturday" => Weekday::Saturday,
         "sun" | "sunday" => Weekday::Sunday,
-        _ => return Err(format!("{} is not a day (mon, tue, wed, thu, fri, sat, sun)", super::ini::show(s))),
+        _ => {
+            return Err(format!(
+                "{} is not a day (mon, tue, wed, thu, fri, sat, sun)",
+                super::ini::show(s)
+            ));
+        }
     })
 }
 
@@ -110,7 +149,13 @@ fn fmt_hhmm(t: Time) -> String {
 }
 
 fn fmt_datetime(dt: PrimitiveDateTime) -> String {
-    format!("{:04}-{:02}-{:02}T{}", dt.year(), u8::from(dt.month()), dt.day(), fmt_hhmm(dt.time()))
+    format!(
+        "{:04}-{:02}-{:02}T{}",
+        dt.year(),
+        u8::from(dt.month()),
+        dt.day(),
+        fmt_hhmm(dt.time())
+    )
 }
 
 const GRAMMAR: &str = "expected 'once YYYY-MM-DDTHH:MM wake YYYY-MM-DDTHH:MM', 'daily HH:MM wake HH:MM' or 'weekly DAY HH:MM wake DAY HH:MM'";
@@ -118,7 +163,10 @@ const GRAMMAR: &str = "expected 'once YYYY-MM-DDTHH:MM wake YYYY-MM-DDTHH:MM', '
 impl Schedule {
     /// Parse the syntax only; window rules are checked by [`Schedule::check_window`].
     pub fn parse(value: &str) -> Result<Self, String> {
-        let lower: Vec<String> = value.split_whitespace().map(str::to_ascii_lowercase).collect();
+        let lower: Vec<String> = value
+            .split_whitespace()
+            .map(str::to_ascii_lowercase)
+            .collect();
         let kw: Vec<&str> = lower.iter().map(String::as_str).collect();
         let s = match kw.as_slice() {
             ["once", at, "wake", wake] => {
@@ -128,7 +176,10 @@ impl Schedule {
                 }
                 Self::Once { at, wake }
             }
-            ["daily", at, "wake", wake] => Self::Daily { at: parse_hhmm(at)?, wake: parse_hhmm(wake)? },
+            ["daily", at, "wake", wake] => Self::Daily {
+                at: parse_hhmm(at)?,
+                wake: parse_hhmm(wake)?,
+            },
             ["weekly", day, at, "wake", wake_day, wake] => Self::Weekly {
                 day: parse_day(day)?,
                 at: parse_hhmm(at)?,
@@ -148,7 +199,12 @@ impl Schedule {
         match *self {
             Self::Once { at, wake } => u64::try_from((wake - at).whole_seconds()).unwrap_or(0),
             Self::Daily { at, wake } => (secs_of_day(wake) + DAY_S - secs_of_day(at)) % DAY_S,
-            Self::Weekly { day, at, wake_day, wake } => {
+            Self::Weekly {
+                day,
+                at,
+                wake_day,
+                wake,
+            } => {
                 let from = u64::from(day.number_days_from_monday()) * DAY_S + secs_of_day(at);
                 let to = u64::from(wake_day.number_days_from_monday()) * DAY_S + secs_of_day(wake);
                 (to + WEEK_S - from) % WEEK_S
@@ -177,9 +233,16 @@ impl Schedule {
 impl fmt::Display for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Self::Once { at, wake } => write!(f, "once {} wake {}", fmt_datetime(at), fmt_datetime(wake)),
+            Self::Once { at, wake } => {
+                write!(f, "once {} wake {}", fmt_datetime(at), fmt_datetime(wake))
+            }
             Self::Daily { at, wake } => write!(f, "daily {} wake {}", fmt_hhmm(at), fmt_hhmm(wake)),
-            Self::Weekly { day, at, wake_day, wake } => write!(
+            Self::Weekly {
+                day,
+                at,
+                wake_day,
+                wake,
+            } => write!(
                 f,
                 "weekly {} {} wake {} {}",
                 day_name(day),
@@ -194,7 +257,12 @@ impl fmt::Display for Schedule {
 /// Rule for schedule names: they are INI keys, so strictly `[a-z0-9_]`, 1..=32 characters.
 pub fn check_name(name: &str) -> Result<String, String> {
     let lower = name.to_ascii_lowercase();
-    if lower.is_empty() || lower.len() > 32 || !lower.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+    if lower.is_empty()
+        || lower.len() > 32
+        || !lower
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
         return Err("schedule names are 1 to 32 characters from a-z, 0-9 and '_'".into());
     }
     Ok(lower)
@@ -254,7 +322,11 @@ mod tests {
         let e = s.check_window(301).unwrap_err();
         assert!(e.contains("shorter than"), "{e}");
         let long = Schedule::parse("weekly mon 00:00 wake sun 00:00").unwrap();
-        assert!(long.check_window(0).unwrap_err().contains("longer than the UPS can sleep"));
+        assert!(
+            long.check_window(0)
+                .unwrap_err()
+                .contains("longer than the UPS can sleep")
+        );
     }
 
     #[test]

@@ -22,7 +22,11 @@ fn dir() -> Dir {
     let t = tempfile::tempdir().unwrap();
     let main = t.path().join(MAIN_FILE);
     let backup = t.path().join(BACKUP_FILE);
-    Dir { _t: t, main, backup }
+    Dir {
+        _t: t,
+        main,
+        backup,
+    }
 }
 
 #[cfg(unix)]
@@ -52,14 +56,23 @@ fn defaults_are_sensible_and_credential_free() {
     assert_eq!(c.communication.device, "/dev/ttyS0");
     assert_eq!(c.get("Communication", "baud").unwrap(), "2400");
     assert_eq!(c.shutdown.policy, ShutdownPolicy::LowBattery);
-    assert_eq!(c.shutdown.os_shutdown_command.args(), ["/sbin/shutdown", "-h", "+0"]);
+    assert_eq!(
+        c.shutdown.os_shutdown_command.args(),
+        ["/sbin/shutdown", "-h", "+0"]
+    );
     assert_eq!(c.shutdown.command_file, None);
     assert_eq!(c.web.port, 6547);
     assert_eq!(c.web.bind.to_string(), "0.0.0.0");
     assert_eq!(c.web.idle_timeout_min, 15);
     assert!(!c.snmp.enabled && !c.snmp.v1_v2c_enabled);
-    assert_eq!((c.nut.bind.to_string(), c.nut.port, c.nut.enabled), ("127.0.0.1".into(), 3493, false));
-    assert_eq!((c.nis.bind.to_string(), c.nis.port, c.nis.enabled), ("127.0.0.1".into(), 3551, false));
+    assert_eq!(
+        (c.nut.bind.to_string(), c.nut.port, c.nut.enabled),
+        ("127.0.0.1".into(), 3493, false)
+    );
+    assert_eq!(
+        (c.nis.bind.to_string(), c.nis.port, c.nis.enabled),
+        ("127.0.0.1".into(), 3551, false)
+    );
     assert!(!c.has_credentials());
     assert!(c.schedule.is_empty());
 }
@@ -95,14 +108,24 @@ fn baud_other_than_2400_is_rejected_clearly() {
     c.set("Communication", "baud", "2400").unwrap();
     let e = c.set("Communication", "baud", "9600").unwrap_err();
     let s = e.to_string();
-    assert!(s.contains("[Communication]") && s.contains("baud") && s.contains("2400"), "{s}");
+    assert!(
+        s.contains("[Communication]") && s.contains("baud") && s.contains("2400"),
+        "{s}"
+    );
 }
 
 #[test]
 fn device_rules() {
     let mut c = Config::default();
     c.set("Communication", "device", "/dev/ttyUSB0").unwrap();
-    for bad in ["ttyS0", "/etc/passwd", "/dev/../etc/shadow", "/dev/", "/dev/tty S0", "/dev/a;b"] {
+    for bad in [
+        "ttyS0",
+        "/etc/passwd",
+        "/dev/../etc/shadow",
+        "/dev/",
+        "/dev/tty S0",
+        "/dev/a;b",
+    ] {
         assert!(c.set("Communication", "device", bad).is_err(), "{bad}");
     }
     assert_eq!(c.communication.device, "/dev/ttyUSB0");
@@ -145,36 +168,67 @@ fn every_range_is_enforced_and_errors_name_the_key() {
     ];
     for (section, key, ok, bad) in cases {
         let mut c = Config::default();
-        c.set(section, key, ok).unwrap_or_else(|e| panic!("{section}.{key}={ok}: {e}"));
+        c.set(section, key, ok)
+            .unwrap_or_else(|e| panic!("{section}.{key}={ok}: {e}"));
         let before = c.clone();
         let e = c.set(section, key, bad).unwrap_err();
-        assert!(matches!(e, ConfigError::InvalidValue { .. }), "{section}.{key}: {e:?}");
+        assert!(
+            matches!(e, ConfigError::InvalidValue { .. }),
+            "{section}.{key}: {e:?}"
+        );
         let msg = e.to_string();
         assert!(msg.contains(section) && msg.contains(key), "{msg}");
-        assert_eq!(c, before, "failed set must not change anything ({section}.{key})");
+        assert_eq!(
+            c, before,
+            "failed set must not change anything ({section}.{key})"
+        );
     }
 }
 
 #[test]
 fn log_floors_mention_anti_forensics() {
-    let e = Config::default().set("Logging", "event_log_files", "1").unwrap_err().to_string();
+    let e = Config::default()
+        .set("Logging", "event_log_files", "1")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("floor"), "{e}");
 }
 
 #[test]
 fn unknown_sections_and_keys_are_errors_for_set() {
     let mut c = Config::default();
-    assert!(matches!(c.set("Nope", "x", "1"), Err(ConfigError::UnknownSection { .. })));
-    assert!(matches!(c.set("Web", "colour", "1"), Err(ConfigError::UnknownKey { .. })));
-    assert!(matches!(c.set("Events", "no_such_event", "log"), Err(ConfigError::UnknownKey { .. })));
-    assert!(matches!(c.get("Web", "colour"), Err(ConfigError::UnknownKey { .. })));
+    assert!(matches!(
+        c.set("Nope", "x", "1"),
+        Err(ConfigError::UnknownSection { .. })
+    ));
+    assert!(matches!(
+        c.set("Web", "colour", "1"),
+        Err(ConfigError::UnknownKey { .. })
+    ));
+    assert!(matches!(
+        c.set("Events", "no_such_event", "log"),
+        Err(ConfigError::UnknownKey { .. })
+    ));
+    assert!(matches!(
+        c.get("Web", "colour"),
+        Err(ConfigError::UnknownKey { .. })
+    ));
 }
 
 #[test]
 fn command_file_names_refuse_path_traversal() {
     let mut c = Config::default();
     c.set("Shutdown", "command_file", "shutdown-db.sh").unwrap();
-    for bad in ["../../bin/sh", "/bin/sh", "..", "a/b.sh", "a\\b.sh", ".profile", "-x", "a b"] {
+    for bad in [
+        "../../bin/sh",
+        "/bin/sh",
+        "..",
+        "a/b.sh",
+        "a\\b.sh",
+        ".profile",
+        "-x",
+        "a b",
+    ] {
         let e = c.set("Shutdown", "command_file", bad).unwrap_err();
         assert!(e.to_string().contains("command_file"), "{e}");
         let ev = format!("log, command_file:{bad}:10");
@@ -190,21 +244,51 @@ fn command_file_names_refuse_path_traversal() {
 #[test]
 fn os_shutdown_command_is_split_without_a_shell() {
     let mut c = Config::default();
-    c.set("Shutdown", "os_shutdown_command", "/usr/bin/systemctl poweroff 'now please' ;").unwrap();
-    assert_eq!(c.shutdown.os_shutdown_command.args(), ["/usr/bin/systemctl", "poweroff", "now please", ";"]);
-    assert_eq!(c.get("Shutdown", "os_shutdown_command").unwrap(), "/usr/bin/systemctl poweroff 'now please' ;");
-    assert!(c.set("Shutdown", "os_shutdown_command", "shutdown -h now").is_err());
+    c.set(
+        "Shutdown",
+        "os_shutdown_command",
+        "/usr/bin/systemctl poweroff 'now please' ;",
+    )
+    .unwrap();
+    assert_eq!(
+        c.shutdown.os_shutdown_command.args(),
+        ["/usr/bin/systemctl", "poweroff", "now please", ";"]
+    );
+    assert_eq!(
+        c.get("Shutdown", "os_shutdown_command").unwrap(),
+        "/usr/bin/systemctl poweroff 'now please' ;"
+    );
+    assert!(
+        c.set("Shutdown", "os_shutdown_command", "shutdown -h now")
+            .is_err()
+    );
     assert!(c.set("Shutdown", "os_shutdown_command", "").is_err());
 }
 
 #[test]
 fn events_setter() {
     let mut c = Config::default();
-    c.set("Events", "on_battery", "log,command_file:onbatt.sh:30,notify,shutdown:60").unwrap();
-    assert_eq!(c.get("Events", "on_battery").unwrap(), "log, notify, command_file:onbatt.sh:30, shutdown:60");
-    assert!(c.set("Events", "login", "none").unwrap_err().to_string().contains("always logged"));
+    c.set(
+        "Events",
+        "on_battery",
+        "log,command_file:onbatt.sh:30,notify,shutdown:60",
+    )
+    .unwrap();
+    assert_eq!(
+        c.get("Events", "on_battery").unwrap(),
+        "log, notify, command_file:onbatt.sh:30, shutdown:60"
+    );
+    assert!(
+        c.set("Events", "login", "none")
+            .unwrap_err()
+            .to_string()
+            .contains("always logged")
+    );
     assert!(c.set("Events", "smart_trim", "shutdown").is_err());
-    assert!(c.set("Events", "on_battery", "command_file:x.sh:99999").is_err());
+    assert!(
+        c.set("Events", "on_battery", "command_file:x.sh:99999")
+            .is_err()
+    );
 }
 
 #[test]
@@ -213,34 +297,58 @@ fn schedule_windows_respect_shutdown_durations() {
     c.set("Shutdown", "command_file_duration_s", "60").unwrap();
     c.set("Shutdown", "os_shutdown_duration_s", "120").unwrap();
     // 3 minutes = 180 s = A + B: just enough.
-    c.set("Schedule", "tight", "daily 01:00 wake 01:03").unwrap();
-    let e = c.set("Schedule", "short", "daily 01:00 wake 01:02").unwrap_err().to_string();
-    assert!(e.contains("[Schedule]") && e.contains("short") && e.contains("shorter"), "{e}");
+    c.set("Schedule", "tight", "daily 01:00 wake 01:03")
+        .unwrap();
+    let e = c
+        .set("Schedule", "short", "daily 01:00 wake 01:02")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("[Schedule]") && e.contains("short") && e.contains("shorter"),
+        "{e}"
+    );
     // Growing A or B past an accepted schedule is refused, naming the schedule.
-    let e = c.set("Shutdown", "os_shutdown_duration_s", "121").unwrap_err().to_string();
+    let e = c
+        .set("Shutdown", "os_shutdown_duration_s", "121")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("tight"), "{e}");
     assert_eq!(c.shutdown.os_shutdown_duration_s, 120);
-    c.set("Schedule", "weekend", "weekly sat 23:00 wake sun 07:00").unwrap();
-    c.set("Schedule", "xmas", "once 2026-12-24T22:00 wake 2026-12-25T07:00").unwrap();
+    c.set("Schedule", "weekend", "weekly sat 23:00 wake sun 07:00")
+        .unwrap();
+    c.set(
+        "Schedule",
+        "xmas",
+        "once 2026-12-24T22:00 wake 2026-12-25T07:00",
+    )
+    .unwrap();
     assert_eq!(c.schedule.len(), 3);
     c.set("Schedule", "tight", "").unwrap();
     assert_eq!(c.schedule.len(), 2);
-    assert!(c.set("Schedule", "bad name", "daily 01:00 wake 02:00").is_err());
+    assert!(
+        c.set("Schedule", "bad name", "daily 01:00 wake 02:00")
+            .is_err()
+    );
 }
 
 #[test]
 fn schedule_limit() {
     let mut c = Config::default();
     for i in 0..schedule::MAX_SCHEDULES {
-        c.set("Schedule", &format!("s{i}"), "daily 01:00 wake 06:00").unwrap();
+        c.set("Schedule", &format!("s{i}"), "daily 01:00 wake 06:00")
+            .unwrap();
     }
-    assert!(c.set("Schedule", "one_more", "daily 01:00 wake 06:00").is_err());
+    assert!(
+        c.set("Schedule", "one_more", "daily 01:00 wake 06:00")
+            .is_err()
+    );
     c.set("Schedule", "s0", "daily 02:00 wake 06:00").unwrap();
 }
 
 #[test]
 fn schedule_is_checked_after_shutdown_whatever_the_file_order() {
-    let text = "[Schedule]\nnight = daily 01:00 wake 01:05\n[Shutdown]\nos_shutdown_duration_s = 600\n";
+    let text =
+        "[Schedule]\nnight = daily 01:00 wake 01:05\n[Shutdown]\nos_shutdown_duration_s = 600\n";
     let (c, ws) = Config::from_document(&ini::parse(text.as_bytes()).unwrap());
     assert_eq!(c.shutdown.os_shutdown_duration_s, 600);
     assert!(c.schedule.is_empty());
@@ -266,14 +374,23 @@ fn injection_is_rejected_by_the_setter_everywhere() {
     ];
     for (s, k) in targets {
         let e = c.set(s, k, INJECTION).unwrap_err();
-        assert!(matches!(e, ConfigError::InvalidValue { ref key, .. } if key == k), "{s}.{k}: {e:?}");
+        assert!(
+            matches!(e, ConfigError::InvalidValue { ref key, .. } if key == k),
+            "{s}.{k}: {e:?}"
+        );
         assert!(e.to_string().contains(k));
     }
     for v in ["a]b", "[Credentials]", "a\nb", "a\rb", "a\0b", "a\u{85}b"] {
         assert!(c.set("Communication", "device", v).is_err(), "{v:?}");
     }
     for k in ["a=b", "[x", "x]", "a b", "on_battery\r\n[Credentials]"] {
-        assert!(matches!(c.set("Events", k, "log"), Err(ConfigError::InvalidKey { .. })), "{k:?}");
+        assert!(
+            matches!(
+                c.set("Events", k, "log"),
+                Err(ConfigError::InvalidKey { .. })
+            ),
+            "{k:?}"
+        );
     }
     assert_eq!(c, Config::default());
 }
@@ -288,7 +405,10 @@ fn injection_through_public_fields_is_rejected_by_save() {
     assert!(!d.main.exists() && !d.backup.exists());
 
     let mut c = Config::default();
-    c.snmp.communities.push(Community { name: "x\n[Credentials]".into(), access: Access::ReadOnly });
+    c.snmp.communities.push(Community {
+        name: "x\n[Credentials]".into(),
+        access: Access::ReadOnly,
+    });
     let e = c.save(&d.main, &d.backup).unwrap_err();
     assert!(e.to_string().contains("communities"), "{e}");
 
@@ -313,7 +433,10 @@ fn schedules_too_short_via_public_fields_are_rejected_by_save() {
 #[test]
 fn a_crafted_file_cannot_inject_with_lone_cr() {
     let d = dir();
-    write(&d.main, "[Web]\nport = 6547\r[Credentials]\rusername = evil\n");
+    write(
+        &d.main,
+        "[Web]\nport = 6547\r[Credentials]\rusername = evil\n",
+    );
     write(&d.backup, "[Web]\nport = 8443\n");
     let out = load(&d.main, &d.backup);
     assert!(out.used_backup);
@@ -353,10 +476,17 @@ fn corrupt_main_uses_backup() {
     let err = out.main_error.unwrap();
     assert_eq!(err.line(), Some(1));
     assert_eq!(out.warnings[0].kind, WarningKind::MainFileUnusable);
-    assert!(out.warnings[0].to_string().contains("line 1"), "{}", out.warnings[0]);
+    assert!(
+        out.warnings[0].to_string().contains("line 1"),
+        "{}",
+        out.warnings[0]
+    );
     // Neither file was touched.
     assert_eq!(fs::read_to_string(&d.main).unwrap(), "[Web\nport = 1\n");
-    assert_eq!(fs::read_to_string(&d.backup).unwrap(), "[Web]\nport = 8443\n");
+    assert_eq!(
+        fs::read_to_string(&d.backup).unwrap(),
+        "[Web]\nport = 8443\n"
+    );
 }
 
 #[test]
@@ -403,7 +533,11 @@ fn neither_file_gives_defaults_with_warning() {
     assert_eq!(out.config, Config::default());
     assert_eq!(
         kinds(&out.warnings),
-        [WarningKind::MainFileUnusable, WarningKind::BackupUnusable, WarningKind::UsingDefaults]
+        [
+            WarningKind::MainFileUnusable,
+            WarningKind::BackupUnusable,
+            WarningKind::UsingDefaults
+        ]
     );
     assert!(!d.main.exists() && !d.backup.exists());
 }
@@ -418,7 +552,16 @@ fn hostile_huge_file_is_rejected_clearly() {
     write(&d.main, &big);
     let out = load(&d.main, &d.backup);
     let e = out.main_error.unwrap();
-    assert!(matches!(e, ConfigError::Parse { source: ParseError::TooLarge { .. }, .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            ConfigError::Parse {
+                source: ParseError::TooLarge { .. },
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("limit"), "{e}");
     let r = validate_file(&d.main);
     assert_eq!(r.exit_code(), 1);
@@ -428,17 +571,29 @@ fn hostile_huge_file_is_rejected_clearly() {
 #[test]
 fn out_of_range_log_setting_keeps_default_with_warning_naming_the_key() {
     let d = dir();
-    write(&d.main, "[Logging]\nevent_log_max_kb = 10\ndatalog_files = 3\n");
+    write(
+        &d.main,
+        "[Logging]\nevent_log_max_kb = 10\ndatalog_files = 3\n",
+    );
     let out = load(&d.main, &d.backup);
     assert_eq!(out.config.logging.event_log_max_kb, 1024);
     assert_eq!(out.config.logging.datalog_files, 3);
     assert_eq!(out.warnings.len(), 1);
     let w = &out.warnings[0];
     assert_eq!(w.kind, WarningKind::InvalidValue);
-    assert_eq!((w.section.as_deref(), w.key.as_deref(), w.line), (Some("Logging"), Some("event_log_max_kb"), Some(2)));
+    assert_eq!(
+        (w.section.as_deref(), w.key.as_deref(), w.line),
+        (Some("Logging"), Some("event_log_max_kb"), Some(2))
+    );
     let s = w.to_string();
-    assert!(s.contains("line 2") && s.contains("[Logging]") && s.contains("event_log_max_kb"), "{s}");
-    assert!(s.contains("below the minimum 256") && s.contains("keeping \"1024\""), "{s}");
+    assert!(
+        s.contains("line 2") && s.contains("[Logging]") && s.contains("event_log_max_kb"),
+        "{s}"
+    );
+    assert!(
+        s.contains("below the minimum 256") && s.contains("keeping \"1024\""),
+        "{s}"
+    );
 }
 
 #[test]
@@ -507,7 +662,13 @@ fn save_is_atomic_private_and_keeps_backup_in_step() {
     assert!(out.warnings.is_empty(), "{:?}", out.warnings);
     let leftovers: Vec<_> = fs::read_dir(d.main.parent().unwrap())
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tmp"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".tmp")
+        })
         .collect();
     assert!(leftovers.is_empty());
 }
@@ -528,16 +689,28 @@ fn saved_file_lists_every_section_and_reads_well() {
 #[test]
 fn credentials_are_taken_never_backed_up_and_never_read_back() {
     let d = dir();
-    write(&d.main, "# keep me\n[Web]\nport = 8443\n[Credentials]\nusername = admin1\npassword = Secret#123\n[NUT]\nenabled = true\n");
+    write(
+        &d.main,
+        "# keep me\n[Web]\nport = 8443\n[Credentials]\nusername = admin1\npassword = Secret#123\n[NUT]\nenabled = true\n",
+    );
     let mut out = load(&d.main, &d.backup);
     assert!(out.warnings.is_empty(), "{:?}", out.warnings);
     let backup = fs::read_to_string(&d.backup).unwrap();
-    assert!(!backup.contains("Secret#123") && !backup.contains("[Credentials]"), "{backup}");
+    assert!(
+        !backup.contains("Secret#123") && !backup.contains("[Credentials]"),
+        "{backup}"
+    );
     assert!(backup.contains("port = 8443"));
 
     let cfg = &mut out.config;
-    assert!(!format!("{cfg:?}").contains("Secret#123"), "Debug leaks the password");
-    assert!(matches!(cfg.get("Credentials", "password"), Err(ConfigError::Secret { .. })));
+    assert!(
+        !format!("{cfg:?}").contains("Secret#123"),
+        "Debug leaks the password"
+    );
+    assert!(matches!(
+        cfg.get("Credentials", "password"),
+        Err(ConfigError::Secret { .. })
+    ));
     assert_eq!(cfg.get("Credentials", "username").unwrap(), "admin1");
     let creds = cfg.take_credentials().unwrap();
     assert_eq!(creds.username.as_deref(), Some("admin1"));
@@ -555,7 +728,11 @@ fn save_with_credentials_keeps_them_out_of_the_backup() {
     c.set("Credentials", "password", "Secret#123").unwrap();
     c.save(&d.main, &d.backup).unwrap();
     assert!(fs::read_to_string(&d.main).unwrap().contains("Secret#123"));
-    assert!(!fs::read_to_string(&d.backup).unwrap().contains("Secret#123"));
+    assert!(
+        !fs::read_to_string(&d.backup)
+            .unwrap()
+            .contains("Secret#123")
+    );
 }
 
 #[test]
@@ -567,7 +744,10 @@ fn scrub_credentials_keeps_everything_else() {
     );
     assert!(scrub_credentials(&d.main, &d.backup).unwrap());
     let text = fs::read_to_string(&d.main).unwrap();
-    assert_eq!(text, "# keep me\n[Web]\nport = 8443\n\n[NUT]\nenabled = true\n");
+    assert_eq!(
+        text,
+        "# keep me\n[Web]\nport = 8443\n\n[NUT]\nenabled = true\n"
+    );
     assert_eq!(fs::read_to_string(&d.backup).unwrap(), text);
     #[cfg(unix)]
     assert_eq!(mode_of(&d.main), 0o600);
@@ -584,20 +764,33 @@ fn validate_file_reports_with_lines_and_exit_codes() {
     assert!(r.is_ok() && r.exit_code() == 0);
     assert!(r.to_string().ends_with(": OK\n"), "{r}");
 
-    write(&d.main, "[Web]\nport = 0\nshiny = 1\n[Credentials]\nusername = admin1\n");
+    write(
+        &d.main,
+        "[Web]\nport = 0\nshiny = 1\n[Credentials]\nusername = admin1\n",
+    );
     let r = validate_file(&d.main);
     assert_eq!(r.exit_code(), 1);
     assert_eq!(r.errors.len(), 1);
-    assert_eq!(kinds(&r.warnings), [WarningKind::UnknownKey, WarningKind::CredentialsPresent]);
+    assert_eq!(
+        kinds(&r.warnings),
+        [WarningKind::UnknownKey, WarningKind::CredentialsPresent]
+    );
     let s = r.to_string();
     assert!(s.contains("1 error, 2 warnings"), "{s}");
     assert!(s.contains("error: line 2: [Web] \"port\""), "{s}");
-    assert!(s.contains("warning: line 3: [Web] \"shiny\": unknown key"), "{s}");
+    assert!(
+        s.contains("warning: line 3: [Web] \"shiny\": unknown key"),
+        "{s}"
+    );
 
     write(&d.main, "[Web]\n\nport\n");
     let r = validate_file(&d.main);
     assert_eq!(r.exit_code(), 1);
-    assert!(r.to_string().contains("error: line 3: expected 'key = value'"), "{r}");
+    assert!(
+        r.to_string()
+            .contains("error: line 3: expected 'key = value'"),
+        "{r}"
+    );
 
     let r = validate_file(&d.main.with_file_name("absent.ini"));
     assert_eq!(r.exit_code(), 1);
@@ -616,7 +809,13 @@ fn arb_settings() -> impl Strategy<Value = Vec<(&'static str, String, String)>> 
         (
             "/dev/tty[A-Z]{1,3}[0-9]{0,2}",
             200u32..=60_000,
-            prop::sample::select(vec!["immediately", "on_battery_delay", "low_battery", "threshold", "low_runtime"]),
+            prop::sample::select(vec![
+                "immediately",
+                "on_battery_delay",
+                "low_battery",
+                "threshold",
+                "low_runtime",
+            ]),
             0u32..=100,
             prop::option::of("[a-z][a-z0-9_-]{0,10}(\\.sh)?"),
             0u32..=600,
@@ -645,7 +844,10 @@ fn arb_settings() -> impl Strategy<Value = Vec<(&'static str, String, String)>> 
         ),
         0..6,
     );
-    let schedules = prop::collection::vec(("[a-z][a-z0-9_]{0,8}", 0u8..24, 0u8..60, 0u8..24, 0u8..60), 0..4);
+    let schedules = prop::collection::vec(
+        ("[a-z][a-z0-9_]{0,8}", 0u8..24, 0u8..60, 0u8..24, 0u8..60),
+        0..4,
+    );
     (fixed, events, schedules).prop_map(|((a, b), events, schedules)| {
         let (device, poll, policy, pct, cmd, cmd_dur, args, os_dur, off, mode) = a;
         let (ev_kb, ev_files, bind, port, idle, communities, creds) = b;
@@ -658,9 +860,17 @@ fn arb_settings() -> impl Strategy<Value = Vec<(&'static str, String, String)>> 
             ("Shutdown", "policy".into(), policy.into()),
             ("Shutdown", "threshold_charge_pct".into(), pct.to_string()),
             ("Shutdown", "command_file".into(), cmd.unwrap_or_default()),
-            ("Shutdown", "command_file_duration_s".into(), cmd_dur.to_string()),
+            (
+                "Shutdown",
+                "command_file_duration_s".into(),
+                cmd_dur.to_string(),
+            ),
             ("Shutdown", "os_shutdown_command".into(), argv),
-            ("Shutdown", "os_shutdown_duration_s".into(), os_dur.to_string()),
+            (
+                "Shutdown",
+                "os_shutdown_duration_s".into(),
+                os_dur.to_string(),
+            ),
             ("Shutdown", "turn_off_ups".into(), off.to_string()),
             ("Shutdown", "ups_off_mode".into(), mode.into()),
             ("Logging", "event_log_max_kb".into(), ev_kb.to_string()),
@@ -700,7 +910,11 @@ fn arb_settings() -> impl Strategy<Value = Vec<(&'static str, String, String)>> 
             s.push(("Events", spec.id.into(), parts.join(",")));
         }
         for (name, h1, m1, h2, m2) in schedules {
-            s.push(("Schedule", name, format!("daily {h1:02}:{m1:02} wake {h2:02}:{m2:02}")));
+            s.push((
+                "Schedule",
+                name,
+                format!("daily {h1:02}:{m1:02} wake {h2:02}:{m2:02}"),
+            ));
         }
         s
     })

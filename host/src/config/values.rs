@@ -15,11 +15,16 @@ pub fn parse_range(value: &str, min: u32, max: u32) -> Result<u32, String> {
         return Err(format!("must be a whole number from {min} to {max}"));
     }
     match value.parse::<u64>() {
-        Ok(n) if n >= u64::from(min) && n <= u64::from(max) => u32::try_from(n)
-            .map_err(|_| format!("must be a whole number from {min} to {max}")),
-        Ok(n) if n < u64::from(min) => Err(format!("{n} is below the minimum {min} (allowed {min}..={max})")),
+        Ok(n) if n >= u64::from(min) && n <= u64::from(max) => {
+            u32::try_from(n).map_err(|_| format!("must be a whole number from {min} to {max}"))
+        }
+        Ok(n) if n < u64::from(min) => Err(format!(
+            "{n} is below the minimum {min} (allowed {min}..={max})"
+        )),
         // Digits only, so echoing the value is safe; it may not fit in u64.
-        _ => Err(format!("{value} is above the maximum {max} (allowed {min}..={max})")),
+        _ => Err(format!(
+            "{value} is above the maximum {max} (allowed {min}..={max})"
+        )),
     }
 }
 
@@ -46,7 +51,8 @@ pub fn parse_ip(value: &str) -> Result<IpAddr, String> {
 
 /// A TCP/UDP port, 1..=65535.
 pub fn parse_port(value: &str) -> Result<u16, String> {
-    parse_range(value, 1, 65535).and_then(|n| u16::try_from(n).map_err(|_| "must be a port from 1 to 65535".into()))
+    parse_range(value, 1, 65535)
+        .and_then(|n| u16::try_from(n).map_err(|_| "must be a port from 1 to 65535".into()))
 }
 
 /// A bare file name inside a folder the program owns (`<data-dir>/cmdfiles/`, `tls/`).
@@ -64,10 +70,14 @@ impl FileName {
             return Err("file name is empty".into());
         }
         if value.len() > MAX_FILE_NAME {
-            return Err(format!("file name is longer than {MAX_FILE_NAME} characters"));
+            return Err(format!(
+                "file name is longer than {MAX_FILE_NAME} characters"
+            ));
         }
         if value.contains(['/', '\\']) || value.contains("..") {
-            return Err("must be a file name only, not a path ('/', '\\' and '..' are not allowed)".into());
+            return Err(
+                "must be a file name only, not a path ('/', '\\' and '..' are not allowed)".into(),
+            );
         }
         if value.starts_with('.') || value.starts_with('-') {
             return Err("file name must not start with '.' or '-'".into());
@@ -102,7 +112,11 @@ impl fmt::Display for FileName {
 
 /// Empty means "none".
 pub fn parse_opt_file(value: &str) -> Result<Option<FileName>, String> {
-    if value.is_empty() { Ok(None) } else { FileName::parse(value).map(Some) }
+    if value.is_empty() {
+        Ok(None)
+    } else {
+        FileName::parse(value).map(Some)
+    }
 }
 
 pub fn fmt_opt_file(f: &Option<FileName>) -> String {
@@ -193,7 +207,10 @@ impl Argv {
             return Err("command is empty".into());
         };
         if !program.starts_with('/') {
-            return Err("the program must be an absolute path (e.g. /sbin/shutdown); PATH is not searched".into());
+            return Err(
+                "the program must be an absolute path (e.g. /sbin/shutdown); PATH is not searched"
+                    .into(),
+            );
         }
         if args.len() > MAX_ARGS {
             return Err(format!("more than {MAX_ARGS} arguments"));
@@ -255,9 +272,21 @@ mod tests {
     #[test]
     fn ranges() {
         assert_eq!(parse_range("5", 1, 10), Ok(5));
-        assert!(parse_range("0", 1, 10).unwrap_err().contains("below the minimum 1"));
-        assert!(parse_range("11", 1, 10).unwrap_err().contains("above the maximum 10"));
-        assert!(parse_range("99999999999999999999999", 1, 10).unwrap_err().contains("above"));
+        assert!(
+            parse_range("0", 1, 10)
+                .unwrap_err()
+                .contains("below the minimum 1")
+        );
+        assert!(
+            parse_range("11", 1, 10)
+                .unwrap_err()
+                .contains("above the maximum 10")
+        );
+        assert!(
+            parse_range("99999999999999999999999", 1, 10)
+                .unwrap_err()
+                .contains("above")
+        );
         for bad in ["", "-1", "+1", "1.5", "0x10", " 1", "1e3", "one"] {
             assert!(parse_range(bad, 0, 10).is_err(), "{bad}");
         }
@@ -284,8 +313,22 @@ mod tests {
         assert!(FileName::parse("onbatt.sh").is_ok());
         assert!(FileName::parse("shutdown-db_v2+x.sh").is_ok());
         for bad in [
-            "", "../etc/passwd", "..", "a/b", "a\\b", "/bin/sh", ".hidden", "-rf", "a\0b", "a\nb", "a b",
-            "a:b", "a,b", "x..y", "ä.sh", "C:evil",
+            "",
+            "../etc/passwd",
+            "..",
+            "a/b",
+            "a\\b",
+            "/bin/sh",
+            ".hidden",
+            "-rf",
+            "a\0b",
+            "a\nb",
+            "a b",
+            "a:b",
+            "a,b",
+            "x..y",
+            "ä.sh",
+            "C:evil",
         ] {
             assert!(FileName::parse(bad).is_err(), "{bad:?}");
         }
@@ -297,10 +340,17 @@ mod tests {
         let a = Argv::parse("/sbin/shutdown -h +0").unwrap();
         assert_eq!(a.args(), ["/sbin/shutdown", "-h", "+0"]);
         let a = Argv::parse(r#"/bin/echo 'a b' "c \"d\" \\e" f\ g ; rm"#).unwrap();
-        assert_eq!(a.args(), ["/bin/echo", "a b", "c \"d\" \\e", "f g", ";", "rm"]);
+        assert_eq!(
+            a.args(),
+            ["/bin/echo", "a b", "c \"d\" \\e", "f g", ";", "rm"]
+        );
         assert_eq!(Argv::parse("/x ''").unwrap().args(), ["/x", ""]);
         assert!(Argv::parse("").is_err());
-        assert!(Argv::parse("shutdown -h now").unwrap_err().contains("absolute path"));
+        assert!(
+            Argv::parse("shutdown -h now")
+                .unwrap_err()
+                .contains("absolute path")
+        );
         assert!(Argv::parse("/x 'open").is_err());
         assert!(Argv::parse("/x \"open").is_err());
         assert!(Argv::parse("/x \\").is_err());
