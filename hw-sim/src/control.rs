@@ -90,7 +90,16 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "help" | "?" => Command::Help,
         _ => return Err(format!("unknown command '{cmd}' (try 'help')")),
     };
-    if let Some(extra) = words.next() {
+    let takes_arg = !matches!(
+        command,
+        Command::Unplug
+            | Command::Replug
+            | Command::PowerCycle
+            | Command::Status
+            | Command::Eeprom
+            | Command::Help
+    );
+    if let Some(extra) = if takes_arg { words.next() } else { arg } {
         return Err(format!("unexpected '{extra}'"));
     }
     Ok(command)
@@ -112,7 +121,9 @@ pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .ok_or_else(|| format!("duration '{t}' lacks a unit"))?;
         let (num, tail) = rest.split_at(num_len);
-        let unit_len = tail.find(|c: char| c.is_ascii_digit()).unwrap_or(tail.len());
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
         let (unit, next) = tail.split_at(unit_len);
         let n: f64 = num.parse().map_err(|_| format!("bad duration '{t}'"))?;
         let scale = match unit {
@@ -137,6 +148,11 @@ fn secs_to_ms(secs: f64, text: &str) -> Result<u64, String> {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::field_reassign_with_default
+)]
 mod tests {
     use super::*;
 
@@ -148,9 +164,25 @@ mod tests {
         assert_eq!(parse("load 80%"), Ok(Command::Load(80.0)));
         assert_eq!(parse("battery fail"), Ok(Command::BatteryOk(false)));
         assert_eq!(parse("garbage 16"), Ok(Command::Garbage(16)));
-        assert_eq!(parse("set c MY UPS"), Ok(Command::Set(b'c', "MY UPS".into())));
+        assert_eq!(
+            parse("set c MY UPS"),
+            Ok(Command::Set(b'c', "MY UPS".into()))
+        );
         assert_eq!(parse("wait 1m30s"), Ok(Command::Wait(90_000)));
-        for bad in ["", "mains", "mains maybe", "load -1", "load NaN", "load 1e999", "speed 0", "garbage 99999", "frobnicate", "status now", "set", "set uu 1"] {
+        for bad in [
+            "",
+            "mains",
+            "mains maybe",
+            "load -1",
+            "load NaN",
+            "load 1e999",
+            "speed 0",
+            "garbage 99999",
+            "frobnicate",
+            "status now",
+            "set",
+            "set uu 1",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -75,7 +75,10 @@ impl Default for Eeprom {
 }
 
 fn permitted(var: u8) -> Option<&'static [&'static str]> {
-    PERMITTED.iter().find(|(v, _)| *v == var).map(|(_, vals)| *vals)
+    PERMITTED
+        .iter()
+        .find(|(v, _)| *v == var)
+        .map(|(_, vals)| *vals)
 }
 
 /// True for the variables that `-`/`+` cycle through a permitted list.
@@ -143,8 +146,15 @@ impl Eeprom {
             return false;
         };
         let n = distinct.len();
-        let idx = distinct.iter().position(|v| *v == slot.as_str()).unwrap_or(0);
-        let next = if forward { (idx + 1) % n } else { (idx + n - 1) % n };
+        let idx = distinct
+            .iter()
+            .position(|v| *v == slot.as_str())
+            .unwrap_or(0);
+        let next = if forward {
+            (idx + 1) % n
+        } else {
+            (idx + n - 1) % n
+        };
         if let Some(v) = distinct.get(next) {
             *slot = (*v).to_string();
         }
@@ -157,19 +167,29 @@ impl Eeprom {
         if is_string_var(var) {
             let v = value.trim_end_matches([' ', '\r']);
             if v.len() > 8 || !v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-                return Err(format!("{} takes up to 8 printable ASCII characters", var as char));
+                return Err(format!(
+                    "{} takes up to 8 printable ASCII characters",
+                    var as char
+                ));
             }
             if let Some(slot) = self.slot(var) {
                 *slot = v.to_string();
             }
             return Ok(());
         }
-        let vals = permitted(var).ok_or_else(|| format!("unknown EEPROM variable '{}'", var as char))?;
+        let vals =
+            permitted(var).ok_or_else(|| format!("unknown EEPROM variable '{}'", var as char))?;
         // Accept "ON" for "ON " and numbers without their zero padding.
         let found = vals
             .iter()
             .find(|v| v.trim_end() == value.trim_end() || same_number(v, value))
-            .ok_or_else(|| format!("{} must be one of {}", var as char, vals.join(",").replace(' ', "")))?;
+            .ok_or_else(|| {
+                format!(
+                    "{} must be one of {}",
+                    var as char,
+                    vals.join(",").replace(' ', "")
+                )
+            })?;
         if let Some(slot) = self.slot(var) {
             *slot = (*found).to_string();
         }
@@ -250,6 +270,11 @@ fn same_number(permitted: &str, given: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::field_reassign_with_default
+)]
 mod tests {
     use super::*;
 
@@ -265,7 +290,12 @@ mod tests {
             let vals: Vec<&str> = (0..n)
                 .map(|k| &CAPABILITIES[i + 4 + k * w..i + 4 + (k + 1) * w])
                 .collect();
-            assert_eq!(permitted(var).unwrap(), vals.as_slice(), "var {}", var as char);
+            assert_eq!(
+                permitted(var).unwrap(),
+                vals.as_slice(),
+                "var {}",
+                var as char
+            );
             i += 4 + n * w;
             seen += 1;
         }

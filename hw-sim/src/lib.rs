@@ -23,9 +23,11 @@ mod ups;
 
 pub use control::{Command, HELP, parse as parse_control, parse_duration_ms};
 pub use eeprom::Eeprom;
-pub use runner::{DuplexEnd, SimError, SimHandle, SimOptions, Transport, answer_line, spawn, spawn_in_process};
+pub use runner::{
+    DuplexEnd, SimError, SimHandle, SimOptions, Transport, answer_line, spawn, spawn_in_process,
+};
 pub use scenario::Scenario;
 pub use ups::{
-    ALERT_QUIET_MS, FIRMWARE, MODEL_NAME, PROTOCOL_INFO, SECOND_BYTE_MAX_MS, SECOND_BYTE_MIN_MS, SERIAL, ShutdownKind,
-    Ups, UpsConfig,
+    ALERT_QUIET_MS, FIRMWARE, MODEL_NAME, PROTOCOL_INFO, SECOND_BYTE_MAX_MS, SECOND_BYTE_MIN_MS,
+    SERIAL, ShutdownKind, Ups, UpsConfig,
 };

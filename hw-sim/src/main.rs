@@ -103,15 +103,17 @@ fn main() -> ExitCode {
     // Both daemons and tests may kill us; SIGTERM's default action is fine
     // since the symlink is the only thing left behind and is replaced on start.
     let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let _ = std::thread::Builder::new().name("stdin".into()).spawn(move || {
-        let stdin = std::io::stdin();
-        for line in stdin.lock().lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
+    let _ = std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            let stdin = std::io::stdin();
+            for line in stdin.lock().lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
             }
-        }
-    });
+        });
     loop {
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(line) => {

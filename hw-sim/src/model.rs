@@ -78,7 +78,11 @@ impl Model {
 
     /// Real power (W) taken from the battery while on battery.
     pub fn battery_power_w(&self, output_on: bool) -> f64 {
-        let load_w = if output_on { self.load_pct / 100.0 * RATED_W } else { 0.0 };
+        let load_w = if output_on {
+            self.load_pct / 100.0 * RATED_W
+        } else {
+            0.0
+        };
         load_w / INVERTER_EFF + ELECTRONICS_W
     }
 
@@ -86,7 +90,11 @@ impl Model {
     pub fn effective_draw_w(&self, output_on: bool) -> f64 {
         let p = self.battery_power_w(output_on);
         let p20 = BATTERY_WH / 20.0;
-        if p > p20 { p * (p / p20).powf(PEUKERT_EXP) } else { p }
+        if p > p20 {
+            p * (p / p20).powf(PEUKERT_EXP)
+        } else {
+            p
+        }
     }
 
     /// Estimated runtime on battery at the present load (s).
@@ -98,10 +106,16 @@ impl Model {
     }
 
     fn equilibrium_temp(&self, on_battery: bool, output_on: bool) -> f64 {
-        let load = if output_on { self.load_pct / 100.0 } else { 0.0 };
+        let load = if output_on {
+            self.load_pct / 100.0
+        } else {
+            0.0
+        };
         let charging = !on_battery && self.soc_pct() < 99.0;
         // Heat comes from the inverter on battery and from the charger.
-        30.0 + 12.0 * load + if on_battery { 4.0 * load } else { 0.0 } + if charging { 2.0 } else { 0.0 }
+        30.0 + 12.0 * load
+            + if on_battery { 4.0 * load } else { 0.0 }
+            + if charging { 2.0 } else { 0.0 }
     }
 
     /// Re-evaluate the input line against the transfer window `l..=u`.
@@ -125,7 +139,11 @@ impl Model {
 
     /// Why the line is unusable: `L` low/blackout, `H` high.
     pub fn transfer_cause(&self, high: f64) -> u8 {
-        if self.mains_on && self.input_setpoint > high { b'H' } else { b'L' }
+        if self.mains_on && self.input_setpoint > high {
+            b'H'
+        } else {
+            b'L'
+        }
     }
 
     pub fn boost(&self) -> bool {
@@ -156,7 +174,11 @@ impl Model {
                 self.energy_wh = self.energy_wh.max(0.0);
             } else if self.line_ok {
                 let soc = self.soc_pct();
-                let taper = if soc < 90.0 { 1.0 } else { ((100.0 - soc) / 10.0).max(0.05) };
+                let taper = if soc < 90.0 {
+                    1.0
+                } else {
+                    ((100.0 - soc) / 10.0).max(0.05)
+                };
                 self.energy_wh += CHARGE_FRACTION_PER_H * self.capacity_wh * taper * dt_h;
                 self.energy_wh = self.energy_wh.min(self.capacity_wh);
             }
@@ -178,6 +200,11 @@ impl Model {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::field_reassign_with_default
+)]
 mod tests {
     use super::*;
 

@@ -89,7 +89,8 @@ impl PtyLink {
         self.last_check = Instant::now();
         if let Some(slave) = &self.slave
             && let Ok(t) = termios::tcgetattr(slave.as_fd())
-            && t.local_flags.intersects(LocalFlags::ECHO | LocalFlags::ECHONL)
+            && t.local_flags
+                .intersects(LocalFlags::ECHO | LocalFlags::ECHONL)
         {
             let _ = make_raw(slave);
         }
@@ -109,11 +110,15 @@ impl PtyLink {
             Err(nix::Error::EINTR) => return Ok(()),
             Err(e) => return Err(err(e)),
         }
-        let hup = fds[0].revents().is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR));
+        let hup = fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR));
         let mut buf = [0u8; 256];
         match master.read(&mut buf) {
             Ok(n) => out.extend_from_slice(buf.get(..n).unwrap_or_default()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.kind() == io::ErrorKind::Interrupted => {}
             // EIO means no slave is open; we hold one, so treat it as a blip.
             Err(e) if e.raw_os_error() == Some(nix::libc::EIO) => std::thread::sleep(wait),
             Err(e) => return Err(e),
@@ -151,7 +156,10 @@ fn remove_symlink(path: &Path) -> io::Result<()> {
         Ok(m) if m.file_type().is_symlink() => std::fs::remove_file(path),
         Ok(_) => Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
-            format!("{} exists and is not a symlink; refusing to replace it", path.display()),
+            format!(
+                "{} exists and is not a symlink; refusing to replace it",
+                path.display()
+            ),
         )),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),

@@ -180,7 +180,9 @@ impl Read for DuplexEnd {
         }
         let mut n = 0;
         for slot in buf.iter_mut() {
-            let Some(b) = self.pending.pop_front() else { break };
+            let Some(b) = self.pending.pop_front() else {
+                break;
+            };
             *slot = b;
             n += 1;
         }
@@ -190,7 +192,9 @@ impl Read for DuplexEnd {
 
 impl Write for DuplexEnd {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.tx.send(buf.to_vec()).map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))?;
+        self.tx
+            .send(buf.to_vec())
+            .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))?;
         Ok(buf.len())
     }
 
@@ -202,8 +206,14 @@ impl Write for DuplexEnd {
 enum Link {
     Pty(PtyLink),
     Serial(Box<dyn serialport::SerialPort>),
-    Tcp { listener: TcpListener, client: Option<TcpStream> },
-    Duplex { rx: Receiver<Vec<u8>>, tx: Sender<Vec<u8>> },
+    Tcp {
+        listener: TcpListener,
+        client: Option<TcpStream>,
+    },
+    Duplex {
+        rx: Receiver<Vec<u8>>,
+        tx: Sender<Vec<u8>>,
+    },
 }
 
 impl Link {
@@ -215,7 +225,11 @@ impl Link {
                 let mut buf = [0u8; 256];
                 match port.read(&mut buf) {
                     Ok(n) => out.extend_from_slice(buf.get(..n).unwrap_or_default()),
-                    Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                        ) => {}
                     Err(e) => return Err(e),
                 }
                 Ok(())
@@ -240,7 +254,11 @@ impl Link {
                     match s.read(&mut buf) {
                         Ok(0) => *client = None,
                         Ok(n) => out.extend_from_slice(buf.get(..n).unwrap_or_default()),
-                        Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => {}
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                            ) => {}
                         Err(_) => *client = None,
                     }
                 }
@@ -343,11 +361,21 @@ pub fn spawn(opts: SimOptions) -> Result<SimHandle, SimError> {
                 .map_err(|e| SimError(format!("serial port {dev}: {e}")))?,
         ),
         Transport::Tcp(addr) => {
-            let listener = TcpListener::bind(addr).map_err(|e| SimError(format!("tcp {addr}: {e}")))?;
-            listener.set_nonblocking(true).map_err(|e| SimError(e.to_string()))?;
-            Link::Tcp { listener, client: None }
+            let listener =
+                TcpListener::bind(addr).map_err(|e| SimError(format!("tcp {addr}: {e}")))?;
+            listener
+                .set_nonblocking(true)
+                .map_err(|e| SimError(e.to_string()))?;
+            Link::Tcp {
+                listener,
+                client: None,
+            }
         }
-        Transport::InProcess => return Err(SimError("use spawn_in_process for the in-process link".into())),
+        Transport::InProcess => {
+            return Err(SimError(
+                "use spawn_in_process for the in-process link".into(),
+            ));
+        }
     };
     let link_path = match &opts.transport {
         Transport::Pty(p) => Some(p.clone()),
@@ -361,9 +389,17 @@ pub fn spawn(opts: SimOptions) -> Result<SimHandle, SimError> {
 pub fn spawn_in_process(opts: SimOptions) -> Result<(SimHandle, DuplexEnd), SimError> {
     let (to_sim, from_host) = mpsc::channel();
     let (to_host, from_sim) = mpsc::channel();
-    let link = Link::Duplex { rx: from_host, tx: to_host };
+    let link = Link::Duplex {
+        rx: from_host,
+        tx: to_host,
+    };
     let handle = start(opts, link, None)?;
-    let end = DuplexEnd { rx: from_sim, tx: to_sim, pending: VecDeque::new(), timeout: Duration::from_secs(1) };
+    let end = DuplexEnd {
+        rx: from_sim,
+        tx: to_sim,
+        pending: VecDeque::new(),
+        timeout: Duration::from_secs(1),
+    };
     Ok((handle, end))
 }
 
@@ -374,8 +410,11 @@ fn start(opts: SimOptions, link: Link, link_path: Option<PathBuf>) -> Result<Sim
     let mut threads = Vec::new();
     let mut control_addr = None;
     if let Some(addr) = &opts.control_addr {
-        let listener = TcpListener::bind(addr).map_err(|e| SimError(format!("control {addr}: {e}")))?;
-        listener.set_nonblocking(true).map_err(|e| SimError(e.to_string()))?;
+        let listener =
+            TcpListener::bind(addr).map_err(|e| SimError(format!("control {addr}: {e}")))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| SimError(e.to_string()))?;
         control_addr = listener.local_addr().ok();
         let (ups, stop) = (ups.clone(), stop.clone());
         threads.push(
@@ -394,7 +433,14 @@ fn start(opts: SimOptions, link: Link, link_path: Option<PathBuf>) -> Result<Sim
                 .map_err(|e| SimError(e.to_string()))?,
         );
     }
-    Ok(SimHandle { ups, clock, stop, threads, link_path, control_addr })
+    Ok(SimHandle {
+        ups,
+        clock,
+        stop,
+        threads,
+        link_path,
+        control_addr,
+    })
 }
 
 fn io_loop(mut link: Link, ups: Shared, clock: Clock, stop: Arc<AtomicBool>, opts: &SimOptions) {
@@ -423,7 +469,8 @@ fn io_loop(mut link: Link, ups: Shared, clock: Clock, stop: Arc<AtomicBool>, opt
                 None => outbuf.extend(u.drain_output(now)),
                 Some(ms) => {
                     let nowf = now as f64;
-                    next_tx = next_tx.max(nowf - ms);
+                    // Allow a little catch-up after a late wake-up, never a burst.
+                    next_tx = next_tx.max(nowf - 2.0 * ms);
                     while next_tx <= nowf {
                         let Some(b) = u.poll_output(now) else { break };
                         outbuf.push(b);
@@ -438,7 +485,10 @@ fn io_loop(mut link: Link, ups: Shared, clock: Clock, stop: Arc<AtomicBool>, opt
         if now_linked != linked {
             linked = now_linked;
             if let Err(e) = link.set_linked(linked) {
-                eprintln!("upsguard-sim: {}: {e}", if linked { "replug" } else { "unplug" });
+                eprintln!(
+                    "upsguard-sim: {}: {e}",
+                    if linked { "replug" } else { "unplug" }
+                );
             }
         }
         if let Err(e) = link.send(&outbuf) {
@@ -457,7 +507,10 @@ fn io_loop(mut link: Link, ups: Shared, clock: Clock, stop: Arc<AtomicBool>, opt
         }
         // Wake promptly for paced output, otherwise poll at 100 Hz.
         wait = match byte_ms {
-            Some(ms) if !outbuf.is_empty() => Duration::from_micros((ms * 1000.0) as u64),
+            Some(_) if !outbuf.is_empty() => {
+                let ahead_ms = (next_tx - clock.now() as f64).clamp(0.5, 10.0);
+                Duration::from_micros((ahead_ms * 1000.0) as u64)
+            }
             _ => Duration::from_millis(10),
         };
     }
@@ -499,14 +552,23 @@ pub fn answer_line(res: Result<String, String>) -> String {
 fn control_client(stream: TcpStream, ups: Shared, clock: Clock, stop: Arc<AtomicBool>) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
-    let Ok(mut writer) = stream.try_clone() else { return };
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
     let mut reader = io::BufReader::new(stream);
     let mut line = Vec::new();
     while !stop.load(Ordering::SeqCst) {
         let buf = match reader.fill_buf() {
             Ok([]) => return,
             Ok(b) => b,
-            Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                ) =>
+            {
+                continue;
+            }
             Err(_) => return,
         };
         let (chunk, found) = match buf.iter().position(|&b| b == b'\n') {
@@ -527,7 +589,11 @@ fn control_client(stream: TcpStream, ups: Shared, clock: Clock, stop: Arc<Atomic
                     Ok(0) => return,
                     Ok(_) if b[0] == b'\n' => break,
                     Ok(_) => {}
-                    Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                        ) => {}
                     Err(_) => return,
                 }
             }

@@ -83,7 +83,9 @@ impl Scenario {
         for (i, s) in raw.step.iter().enumerate() {
             let n = i + 1;
             let at = match (&s.at, &s.after) {
-                (Some(_), Some(_)) => return Err(format!("step {n}: give 'at' or 'after', not both")),
+                (Some(_), Some(_)) => {
+                    return Err(format!("step {n}: give 'at' or 'after', not both"));
+                }
                 (Some(at), None) => {
                     let at = at.ms().map_err(|e| format!("step {n}: {e}"))?;
                     if at < t {
@@ -91,20 +93,28 @@ impl Scenario {
                     }
                     at
                 }
-                (None, Some(after)) => {
-                    t.checked_add(after.ms().map_err(|e| format!("step {n}: {e}"))?).ok_or("time overflow")?
-                }
+                (None, Some(after)) => t
+                    .checked_add(after.ms().map_err(|e| format!("step {n}: {e}"))?)
+                    .ok_or("time overflow")?,
                 (None, None) => t,
             };
-            let command = control::parse(&s.action).map_err(|e| format!("step {n} ({:?}): {e}", s.action))?;
+            let command =
+                control::parse(&s.action).map_err(|e| format!("step {n} ({:?}): {e}", s.action))?;
             if let Command::Wait(d) = command {
                 t = at.checked_add(d).ok_or("time overflow")?;
                 continue;
             }
             t = at;
-            steps.push(Step { at_ms: at, command, text: s.action.trim().to_string() });
+            steps.push(Step {
+                at_ms: at,
+                command,
+                text: s.action.trim().to_string(),
+            });
         }
-        Ok(Scenario { name: raw.name.unwrap_or_default(), steps })
+        Ok(Scenario {
+            name: raw.name.unwrap_or_default(),
+            steps,
+        })
     }
 
     pub fn load(path: &std::path::Path) -> Result<Scenario, String> {
@@ -118,6 +128,11 @@ impl Scenario {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::field_reassign_with_default
+)]
 mod tests {
     use super::*;
 

@@ -57,7 +57,13 @@ pub struct UpsConfig {
 
 impl Default for UpsConfig {
     fn default() -> Self {
-        UpsConfig { seed: 1, speed: 1.0, eeprom: Eeprom::default(), load_pct: 23.5, scenario: None }
+        UpsConfig {
+            seed: 1,
+            speed: 1.0,
+            eeprom: Eeprom::default(),
+            load_pct: 23.5,
+            scenario: None,
+        }
     }
 }
 
@@ -96,9 +102,19 @@ enum OffState {
 enum Input {
     Idle,
     /// First byte of `K`, `Z` or `^N` seen at `since` (real ms).
-    Second { byte: u8, since: u64 },
-    AtDigits { digits: Vec<u8>, last: u64 },
-    StringWrite { var: u8, buf: Vec<u8>, last: u64 },
+    Second {
+        byte: u8,
+        since: u64,
+    },
+    AtDigits {
+        digits: Vec<u8>,
+        last: u64,
+    },
+    StringWrite {
+        var: u8,
+        buf: Vec<u8>,
+        last: u64,
+    },
 }
 
 /// The emulated UPS.
@@ -257,7 +273,8 @@ impl Ups {
         }
         self.run_timers();
 
-        let forced = self.self_test_until.is_some() || self.sim_fail_until.is_some() || self.calibrating;
+        let forced =
+            self.self_test_until.is_some() || self.sim_fail_until.is_some() || self.calibrating;
         let battery_usable = self.model.battery_connected && self.model.energy_wh > 0.0;
         let mut on_battery = false;
         if self.output_on {
@@ -271,13 +288,16 @@ impl Ups {
                 self.turn_off(OffState::AwaitMains, "battery exhausted");
             }
         }
-        self.model.step(dt_ms / 1000.0, on_battery, self.output_on, &mut self.rng);
+        self.model
+            .step(dt_ms / 1000.0, on_battery, self.output_on, &mut self.rng);
         if on_battery && self.model.energy_wh <= 0.0 {
             self.low_batt_shutdown = true;
             self.turn_off(OffState::AwaitMains, "battery exhausted");
             on_battery = false;
         }
-        if self.calibrating && (self.model.soc_pct() <= 25.0 || !self.model.line_ok || !self.output_on) {
+        if self.calibrating
+            && (self.model.soc_pct() <= 25.0 || !self.model.line_ok || !self.output_on)
+        {
             self.calibrating = false;
             self.log("calibration finished");
         }
@@ -290,12 +310,16 @@ impl Ups {
             self.transfer_cause = if forced && self.model.line_ok {
                 b'S'
             } else {
-                self.model.transfer_cause(num(self.eeprom.get(b'u')).unwrap_or(127.0))
+                self.model
+                    .transfer_cause(num(self.eeprom.get(b'u')).unwrap_or(127.0))
             };
             self.alert(b'!');
             self.bang_sent = true;
             self.last_bang = self.sim_ms;
-            self.log(&format!("on battery (cause {})", self.transfer_cause as char));
+            self.log(&format!(
+                "on battery (cause {})",
+                self.transfer_cause as char
+            ));
         } else if !on_battery && self.bang_sent && self.output_on {
             // `$` only once the load is really back on mains (not when the
             // output merely went off while on battery).
@@ -327,7 +351,9 @@ impl Ups {
         }
         self.overload = over;
         if self.model.replace_battery {
-            let due = self.last_rb_alert.is_none_or(|t| self.sim_ms - t >= RB_REPEAT_MS);
+            let due = self
+                .last_rb_alert
+                .is_none_or(|t| self.sim_ms - t >= RB_REPEAT_MS);
             if due {
                 self.alert(b'#');
                 self.last_rb_alert = Some(self.sim_ms);
@@ -345,7 +371,9 @@ impl Ups {
             self.pending = None;
             let state = match kind {
                 ShutdownKind::Soft => OffState::AwaitMains,
-                ShutdownKind::Hibernate(n) => OffState::Sleep { earliest_ms: now + f64::from(n) * 360_000.0 },
+                ShutdownKind::Hibernate(n) => OffState::Sleep {
+                    earliest_ms: now + f64::from(n) * 360_000.0,
+                },
                 ShutdownKind::StayOff => OffState::StayOff,
             };
             self.shutdowns += 1;
@@ -377,7 +405,9 @@ impl Ups {
     fn restart_allowed(&self) -> bool {
         let r_ms = num(self.eeprom.get(b'r')).unwrap_or(0.0) * 1000.0;
         let e_pct = num(self.eeprom.get(b'e')).unwrap_or(0.0);
-        self.mains_ok_since.is_some_and(|since| self.sim_ms - since >= r_ms) && self.model.soc_pct() >= e_pct
+        self.mains_ok_since
+            .is_some_and(|since| self.sim_ms - since >= r_ms)
+            && self.model.soc_pct() >= e_pct
     }
 
     fn turn_off(&mut self, state: OffState, reason: &'static str) {
@@ -433,7 +463,10 @@ impl Ups {
                         self.double_command(byte);
                     } else {
                         // Too quick to be the confirmation: start the wait again.
-                        self.input = Input::Second { byte, since: now_ms };
+                        self.input = Input::Second {
+                            byte,
+                            since: now_ms,
+                        };
                     }
                     return;
                 }
@@ -443,11 +476,16 @@ impl Ups {
                 if b.is_ascii_digit() {
                     digits.push(b);
                     if digits.len() == 3 {
-                        let n = digits.iter().fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
+                        let n = digits
+                            .iter()
+                            .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
                         self.start_shutdown(ShutdownKind::Hibernate(n));
                         self.reply(b"OK");
                     } else {
-                        self.input = Input::AtDigits { digits, last: now_ms };
+                        self.input = Input::AtDigits {
+                            digits,
+                            last: now_ms,
+                        };
                     }
                 } else {
                     self.reply(b"NO");
@@ -466,7 +504,11 @@ impl Ups {
                         Err(_) => self.reply(b"NO"),
                     }
                 } else {
-                    self.input = Input::StringWrite { var, buf, last: now_ms };
+                    self.input = Input::StringWrite {
+                        var,
+                        buf,
+                        last: now_ms,
+                    };
                 }
                 return;
             }
@@ -549,7 +591,11 @@ impl Ups {
                 }
                 Some(v) if b == b'-' && eeprom::is_string_var(v) => {
                     // Silent until all 8 characters are in.
-                    self.input = Input::StringWrite { var: v, buf: Vec::new(), last: now };
+                    self.input = Input::StringWrite {
+                        var: v,
+                        buf: Vec::new(),
+                        last: now,
+                    };
                 }
                 _ => self.reply(b"NA"),
             },
@@ -566,12 +612,20 @@ impl Ups {
             }
             b'@' => {
                 if self.output_on {
-                    self.input = Input::AtDigits { digits: Vec::new(), last: now };
+                    self.input = Input::AtDigits {
+                        digits: Vec::new(),
+                        last: now,
+                    };
                 } else {
                     self.reply(b"NA");
                 }
             }
-            b'K' | b'Z' | 0x0E => self.input = Input::Second { byte: b, since: now },
+            b'K' | b'Z' | 0x0E => {
+                self.input = Input::Second {
+                    byte: b,
+                    since: now,
+                }
+            }
             0x7F => {
                 if self.pending.take().is_some() {
                     self.log("pending shutdown cancelled");
@@ -584,7 +638,11 @@ impl Ups {
                 self.reply(b"OK");
             }
             b'U' => {
-                if self.output_on && self.model.line_ok && !self.on_battery && self.battery_ok_for_test() {
+                if self.output_on
+                    && self.model.line_ok
+                    && !self.on_battery
+                    && self.battery_ok_for_test()
+                {
                     self.sim_fail_until = Some(self.sim_ms + SIM_FAIL_MS);
                     self.step(0.0);
                     self.reply(b"OK");
@@ -648,7 +706,11 @@ impl Ups {
     fn start_shutdown(&mut self, kind: ShutdownKind) {
         let grace_ms = num(self.eeprom.get(b'p')).unwrap_or(20.0) * 1000.0;
         self.pending = Some((kind, self.sim_ms + grace_ms));
-        self.log(&format!("shutdown {} pending, output off in {} s", kind.name(), grace_ms / 1000.0));
+        self.log(&format!(
+            "shutdown {} pending, output off in {} s",
+            kind.name(),
+            grace_ms / 1000.0
+        ));
     }
 
     fn battery_ok_for_test(&self) -> bool {
@@ -686,7 +748,11 @@ impl Ups {
 
     fn finish_self_test(&mut self) {
         self.self_test_until = None;
-        self.self_test_result = if self.battery_ok_for_test() { "OK" } else { "BT" };
+        self.self_test_result = if self.battery_ok_for_test() {
+            "OK"
+        } else {
+            "BT"
+        };
         if self.self_test_result == "BT" {
             self.model.replace_battery = true;
         }
@@ -706,7 +772,9 @@ impl Ups {
     }
 
     fn line_idle(&self, now: u64) -> bool {
-        self.input == Input::Idle && self.out.is_empty() && now.saturating_sub(self.last_rx) >= ALERT_QUIET_MS
+        self.input == Input::Idle
+            && self.out.is_empty()
+            && now.saturating_sub(self.last_rx) >= ALERT_QUIET_MS
     }
 
     /// Next byte to send to the host, if any. Alerts, the `|` and injected
@@ -774,7 +842,11 @@ impl Ups {
     }
 
     fn load_reading(&self) -> f64 {
-        if self.output_on { self.model.load_pct } else { 0.0 }
+        if self.output_on {
+            self.model.load_pct
+        } else {
+            0.0
+        }
     }
 
     fn runtime_min(&self) -> u32 {
@@ -810,7 +882,11 @@ impl Ups {
     }
 
     fn reg2(&self) -> u8 {
-        if self.model.battery_connected { 0 } else { 0x20 }
+        if self.model.battery_connected {
+            0
+        } else {
+            0x20
+        }
     }
 
     fn reg3(&self) -> u8 {
@@ -836,8 +912,22 @@ impl Ups {
         if s == 0 {
             return "OFF".into();
         }
-        let names = [(0x08, "OL"), (0x10, "OB"), (0x40, "LB"), (0x80, "RB"), (0x20, "OVER"), (0x02, "TRIM"), (0x04, "BOOST"), (0x01, "CAL")];
-        names.iter().filter(|(m, _)| s & m != 0).map(|(_, n)| *n).collect::<Vec<_>>().join(" ")
+        let names = [
+            (0x08, "OL"),
+            (0x10, "OB"),
+            (0x40, "LB"),
+            (0x80, "RB"),
+            (0x20, "OVER"),
+            (0x02, "TRIM"),
+            (0x04, "BOOST"),
+            (0x01, "CAL"),
+        ];
+        names
+            .iter()
+            .filter(|(m, _)| s & m != 0)
+            .map(|(_, n)| *n)
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     // ------------------------------------------------------------- control
@@ -902,7 +992,9 @@ impl Ups {
             Command::PowerCycle => {
                 self.pending = None;
                 self.output_on = false;
-                if self.model.line_ok || (self.model.battery_connected && self.model.energy_wh > 0.0) {
+                if self.model.line_ok
+                    || (self.model.battery_connected && self.model.energy_wh > 0.0)
+                {
                     self.turn_on("power-cycle");
                 } else {
                     self.off_state = Some(OffState::AwaitMains);
@@ -917,7 +1009,11 @@ impl Ups {
             Command::Set(var, value) => {
                 self.eeprom.set(var, &value)?;
                 self.eeprom_dirty = true;
-                format!("{}={}", var as char, self.eeprom.get(var).unwrap_or_default())
+                format!(
+                    "{}={}",
+                    var as char,
+                    self.eeprom.get(var).unwrap_or_default()
+                )
             }
             Command::Wait(_) => "".into(),
             Command::Status => self.status_json(),
@@ -942,8 +1038,16 @@ impl Ups {
         for step in due {
             let res = self.apply(step.command.clone());
             let text = match res {
-                Ok(t) => format!("scenario +{:.1}s: {} -> OK {t}", step.at_ms as f64 / 1000.0, step.text),
-                Err(e) => format!("scenario +{:.1}s: {} -> ERR {e}", step.at_ms as f64 / 1000.0, step.text),
+                Ok(t) => format!(
+                    "scenario +{:.1}s: {} -> OK {t}",
+                    step.at_ms as f64 / 1000.0,
+                    step.text
+                ),
+                Err(e) => format!(
+                    "scenario +{:.1}s: {} -> ERR {e}",
+                    step.at_ms as f64 / 1000.0,
+                    step.text
+                ),
             };
             self.log(&text);
         }
@@ -957,13 +1061,16 @@ impl Ups {
     }
 
     pub fn scenario_done(&self) -> bool {
-        self.scenario.as_ref().is_none_or(|s| self.scenario_next >= s.steps.len())
+        self.scenario
+            .as_ref()
+            .is_none_or(|s| self.scenario_next >= s.steps.len())
     }
 
     fn log(&mut self, msg: &str) {
         // Bounded so a long unattended run cannot grow memory.
         if self.events.len() < 1000 {
-            self.events.push(format!("[sim {:.1}s] {msg}", self.sim_ms / 1000.0));
+            self.events
+                .push(format!("[sim {:.1}s] {msg}", self.sim_ms / 1000.0));
         }
     }
 

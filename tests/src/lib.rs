@@ -75,7 +75,11 @@ pub fn free_port() -> u16 {
 }
 
 /// Poll `f` every `every` until it returns `Some` or `timeout` passes.
-pub fn wait_for<T>(timeout: Duration, every: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+pub fn wait_for<T>(
+    timeout: Duration,
+    every: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Option<T> {
     let end = Instant::now() + timeout;
     loop {
         if let Some(v) = f() {
@@ -101,14 +105,20 @@ impl ChildGuard {
     /// Spawn `cmd` with stdin closed and output appended to `log`.
     pub fn spawn(name: &str, cmd: &mut Command, log: &Path) -> ChildGuard {
         let out = std::fs::File::create(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
-        let err = out.try_clone().unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        let err = out
+            .try_clone()
+            .unwrap_or_else(|e| panic!("{}: {e}", log.display()));
         let child = cmd
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
-        ChildGuard { name: name.into(), child: Some(child), log: log.to_path_buf() }
+        ChildGuard {
+            name: name.into(),
+            child: Some(child),
+            log: log.to_path_buf(),
+        }
     }
 
     pub fn id(&self) -> Option<u32> {
@@ -117,7 +127,9 @@ impl ChildGuard {
 
     /// `Some(status)` if the process has exited.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     pub fn log_text(&self) -> String {
@@ -160,11 +172,16 @@ pub struct Control {
 impl Control {
     /// Connect, retrying while the emulator starts.
     pub fn connect(port: u16, timeout: Duration) -> Control {
-        let stream = wait_for(timeout, Duration::from_millis(50), || TcpStream::connect(("127.0.0.1", port)).ok())
-            .unwrap_or_else(|| panic!("emulator control port {port} did not open"));
+        let stream = wait_for(timeout, Duration::from_millis(50), || {
+            TcpStream::connect(("127.0.0.1", port)).ok()
+        })
+        .unwrap_or_else(|| panic!("emulator control port {port} did not open"));
         let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
         let writer = stream.try_clone().unwrap_or_else(|e| panic!("clone: {e}"));
-        Control { reader: BufReader::new(stream), writer }
+        Control {
+            reader: BufReader::new(stream),
+            writer,
+        }
     }
 
     /// Send one command, return the full answer line ("OK …" / "ERR …").
@@ -173,7 +190,9 @@ impl Control {
             .write_all(format!("{cmd}\n").as_bytes())
             .unwrap_or_else(|e| panic!("control write: {e}"));
         let mut line = String::new();
-        self.reader.read_line(&mut line).unwrap_or_else(|e| panic!("control read: {e}"));
+        self.reader
+            .read_line(&mut line)
+            .unwrap_or_else(|e| panic!("control read: {e}"));
         line.trim_end().to_string()
     }
 

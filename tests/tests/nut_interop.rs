@@ -4,6 +4,8 @@
 //! Needs NUT installed (CI: `ci/test.sh` installs nut-server/nut-client) and
 //! root (the driver and upsd are started with `-u root`). It never skips.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -29,9 +31,20 @@ fn find_nut() -> Nut {
         })
     };
     Nut {
-        driver: need("the apcsmart driver", &["/lib/nut/apcsmart", "/usr/lib/nut/apcsmart"]),
+        driver: need(
+            "the apcsmart driver",
+            &["/lib/nut/apcsmart", "/usr/lib/nut/apcsmart"],
+        ),
         // /sbin/upsd is a wrapper that exits unless /etc/nut/nut.conf enables it.
-        upsd: need("upsd", &["/lib/nut/upsd", "/usr/lib/nut/upsd", "/usr/sbin/upsd", "/sbin/upsd"]),
+        upsd: need(
+            "upsd",
+            &[
+                "/lib/nut/upsd",
+                "/usr/lib/nut/upsd",
+                "/usr/sbin/upsd",
+                "/sbin/upsd",
+            ],
+        ),
         upsc: need("upsc", &["/usr/bin/upsc", "/bin/upsc"]),
         upscmd: need("upscmd", &["/usr/bin/upscmd", "/bin/upscmd"]),
         upsrw: need("upsrw", &["/usr/bin/upsrw", "/bin/upsrw"]),
@@ -59,16 +72,26 @@ fn write(path: &Path, text: &str) {
 
 /// Run to completion; returns (success, stdout + stderr).
 fn run(cmd: &mut Command) -> (bool, String) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
 /// Run to completion; returns stdout only if it succeeded (upsc prints
 /// "Init SSL without certificate database" on stderr).
 fn run_stdout(cmd: &mut Command) -> Option<String> {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// All of `upsc ups@…` as (name, value) pairs, or None while upsd has no data.
@@ -76,7 +99,10 @@ fn upsc_all(nut: &Nut, target: &str) -> Option<Vec<(String, String)>> {
     let text = run_stdout(Command::new(&nut.upsc).arg(target))?;
     let vars: Vec<(String, String)> = text
         .lines()
-        .filter_map(|l| l.split_once(": ").map(|(k, v)| (k.to_string(), v.to_string())))
+        .filter_map(|l| {
+            l.split_once(": ")
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
         .collect();
     (!vars.is_empty()).then_some(vars)
 }
@@ -93,24 +119,33 @@ fn get<'a>(vars: &'a [(String, String)], key: &str) -> &'a str {
 }
 
 fn num(v: &str) -> f64 {
-    v.trim().parse().unwrap_or_else(|_| panic!("not a number: {v:?}"))
+    v.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("not a number: {v:?}"))
 }
 
 fn jnum(s: &Value, key: &str) -> f64 {
-    s[key].as_f64().unwrap_or_else(|| panic!("status has no number {key}: {s}"))
+    s[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("status has no number {key}: {s}"))
 }
 
 fn jstr<'a>(s: &'a Value, key: &str) -> &'a str {
-    s[key].as_str().unwrap_or_else(|| panic!("status has no string {key}: {s}"))
+    s[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("status has no string {key}: {s}"))
 }
-
 
 #[test]
 fn nut_apcsmart_and_upsd_drive_the_emulator() {
     let nut = find_nut();
     let t0 = Instant::now();
     let dir = TempDir::new("nut");
-    let env = NutEnv { conf: dir.join("conf"), state: dir.join("state"), pid: dir.join("pid") };
+    let env = NutEnv {
+        conf: dir.join("conf"),
+        state: dir.join("state"),
+        pid: dir.join("pid"),
+    };
     for d in [&env.conf, &env.state, &env.pid] {
         std::fs::create_dir_all(d).unwrap();
     }
@@ -136,9 +171,15 @@ fn nut_apcsmart_and_upsd_drive_the_emulator() {
     // --- NUT configuration: all driver defaults -----------------------------
     write(
         &env.conf.join("ups.conf"),
-        &format!("[ups]\n  driver = apcsmart\n  port = {}\n  desc = \"upsguard-sim\"\n", link.display()),
+        &format!(
+            "[ups]\n  driver = apcsmart\n  port = {}\n  desc = \"upsguard-sim\"\n",
+            link.display()
+        ),
     );
-    write(&env.conf.join("upsd.conf"), &format!("LISTEN 127.0.0.1 {upsd_port}\n"));
+    write(
+        &env.conf.join("upsd.conf"),
+        &format!("LISTEN 127.0.0.1 {upsd_port}\n"),
+    );
     write(
         &env.conf.join("upsd.users"),
         "[admin]\n  password = s3cret\n  instcmds = all\n  actions = SET\n",
@@ -157,7 +198,12 @@ fn nut_apcsmart_and_upsd_drive_the_emulator() {
     );
     let target = format!("ups@127.0.0.1:{upsd_port}");
     let dump = |sim: &mut ChildGuard, driver: &mut ChildGuard, upsd: &mut ChildGuard| {
-        format!("{}\n{}\n{}", sim.log_text(), driver.log_text(), upsd.log_text())
+        format!(
+            "{}\n{}\n{}",
+            sim.log_text(),
+            driver.log_text(),
+            upsd.log_text()
+        )
     };
 
     // --- 1. OL and identity/values match the emulator ---------------------
@@ -187,14 +233,26 @@ fn nut_apcsmart_and_upsd_drive_the_emulator() {
 
     // --- 2. self-test via upscmd -------------------------------------------
     ctl.ok("speed 4");
-    let (ok, out) = run(Command::new(&nut.upscmd).args(["-u", "admin", "-p", "s3cret", &target, "test.battery.start"]));
+    let (ok, out) = run(Command::new(&nut.upscmd).args([
+        "-u",
+        "admin",
+        "-p",
+        "s3cret",
+        &target,
+        "test.battery.start",
+    ]));
     println!("upscmd test.battery.start: {}", out.trim());
     assert!(ok, "upscmd failed: {out}");
     let tested = wait_for(Duration::from_secs(15), Duration::from_millis(100), || {
         let st = ctl.status();
-        (st["self_test"]["count"].as_u64() == Some(1) && st["self_test"]["result"] == "OK").then_some(st)
+        (st["self_test"]["count"].as_u64() == Some(1) && st["self_test"]["result"] == "OK")
+            .then_some(st)
     });
-    assert!(tested.is_some(), "emulator ran no self-test\n{}", dump(&mut sim, &mut driver, &mut upsd));
+    assert!(
+        tested.is_some(),
+        "emulator ran no self-test\n{}",
+        dump(&mut sim, &mut driver, &mut upsd)
+    );
     let result = wait_for(Duration::from_secs(10), Duration::from_millis(250), || {
         upsc_var(&nut, &target, "ups.test.result").filter(|r| r == "OK")
     });
@@ -218,7 +276,11 @@ fn nut_apcsmart_and_upsd_drive_the_emulator() {
     let changed = wait_for(Duration::from_secs(15), Duration::from_millis(100), || {
         (ctl.eeprom()["u"] == wanted).then_some(())
     });
-    assert!(changed.is_some(), "emulator EEPROM u stayed {before}\n{}", dump(&mut sim, &mut driver, &mut upsd));
+    assert!(
+        changed.is_some(),
+        "emulator EEPROM u stayed {before}\n{}",
+        dump(&mut sim, &mut driver, &mut upsd)
+    );
     let nut_view = wait_for(Duration::from_secs(10), Duration::from_millis(250), || {
         upsc_var(&nut, &target, "input.transfer.high").filter(|v| v == wanted)
     });
@@ -231,26 +293,51 @@ fn nut_apcsmart_and_upsd_drive_the_emulator() {
     let ob = wait_for(Duration::from_secs(5), Duration::from_millis(100), || {
         upsc_var(&nut, &target, "ups.status").filter(|s| s.starts_with("OB"))
     });
-    assert!(ob.is_some(), "NUT did not report OB within 5 s\n{}", dump(&mut sim, &mut driver, &mut upsd));
-    println!("upsc ups.status after mains off ({:.1} s): {}", t_off.elapsed().as_secs_f64(), ob.unwrap_or_default());
+    assert!(
+        ob.is_some(),
+        "NUT did not report OB within 5 s\n{}",
+        dump(&mut sim, &mut driver, &mut upsd)
+    );
+    println!(
+        "upsc ups.status after mains off ({:.1} s): {}",
+        t_off.elapsed().as_secs_f64(),
+        ob.unwrap_or_default()
+    );
 
     // --- 5. drain fast until LB, then slow down so NUT sees OB LB ----------
     ctl.ok("load 100");
     ctl.ok("speed 100");
     let lb = wait_for(Duration::from_secs(30), Duration::from_millis(20), || {
         let st = ctl.status();
-        st["status_flags"].as_str().is_some_and(|f| f.contains("LB")).then_some(st)
+        st["status_flags"]
+            .as_str()
+            .is_some_and(|f| f.contains("LB"))
+            .then_some(st)
     });
     ctl.ok("speed 1");
-    let lb = lb.unwrap_or_else(|| panic!("emulator never reached LB\n{}", dump(&mut sim, &mut driver, &mut upsd)));
-    println!("emulator at LB: charge {} %, runtime {} s", lb["charge"], lb["runtime_exact_s"]);
+    let lb = lb.unwrap_or_else(|| {
+        panic!(
+            "emulator never reached LB\n{}",
+            dump(&mut sim, &mut driver, &mut upsd)
+        )
+    });
+    println!(
+        "emulator at LB: charge {} %, runtime {} s",
+        lb["charge"], lb["runtime_exact_s"]
+    );
     let oblb = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
         upsc_var(&nut, &target, "ups.status").filter(|s| s == "OB LB")
     });
-    assert!(oblb.is_some(), "NUT did not report OB LB\n{}", dump(&mut sim, &mut driver, &mut upsd));
+    assert!(
+        oblb.is_some(),
+        "NUT did not report OB LB\n{}",
+        dump(&mut sim, &mut driver, &mut upsd)
+    );
     let vars = upsc_all(&nut, &target).expect("upsc dump");
     println!("=== upsc {target} (on battery, low) ===");
-    for (k, v) in vars.iter().filter(|(k, _)| k.starts_with("battery.") || k.starts_with("input.") || k == "ups.status" || k == "ups.load") {
+    for (k, v) in vars.iter().filter(|(k, _)| {
+        k.starts_with("battery.") || k.starts_with("input.") || k == "ups.status" || k == "ups.load"
+    }) {
         println!("{k}: {v}");
     }
 
@@ -260,11 +347,15 @@ fn nut_apcsmart_and_upsd_drive_the_emulator() {
     // p = 20 s simulated; at speed 10 the output goes off ~2 s after `S`.
     ctl.ok("speed 10");
     let driver_log = driver.stop(Duration::from_secs(5));
-    let (ok, out) = run(env.apply(Command::new(&nut.driver).args(["-a", "ups", "-u", "root", "-k"])));
+    let (ok, out) =
+        run(env.apply(Command::new(&nut.driver).args(["-a", "ups", "-u", "root", "-k"])));
     println!("apcsmart -k (exit ok: {ok}):\n{}", out.trim());
     assert!(ok, "apcsmart -k failed: {out}\n{driver_log}");
     let pending = ctl.status();
-    println!("emulator after -k: pending {} reg3 {}", pending["pending_shutdown"], pending["reg3"]);
+    println!(
+        "emulator after -k: pending {} reg3 {}",
+        pending["pending_shutdown"], pending["reg3"]
+    );
     let off = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
         let st = ctl.status();
         (st["output_on"] == false).then_some(st)
@@ -285,8 +376,15 @@ fn nut_apcsmart_and_upsd_drive_the_emulator() {
         let st = ctl.status();
         (st["output_on"] == true).then_some(st)
     });
-    assert!(back.is_some(), "output did not return with mains\n{}", sim.log_text());
-    println!("emulator output back on with mains; total {:.1} s", t0.elapsed().as_secs_f64());
+    assert!(
+        back.is_some(),
+        "output did not return with mains\n{}",
+        sim.log_text()
+    );
+    println!(
+        "emulator output back on with mains; total {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
 
     let _ = upsd.stop(Duration::from_secs(3));
     println!("{}", sim.stop(Duration::from_secs(3)));
