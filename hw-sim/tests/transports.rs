@@ -209,3 +209,41 @@ fn eeprom_file_persists_and_bad_files_are_rejected() {
         .is_err()
     );
 }
+
+#[test]
+fn pty_echo_left_on_by_a_client_is_switched_off_again() {
+    use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ups");
+    let sim = spawn(SimOptions {
+        transport: Transport::Pty(link.clone()),
+        ..SimOptions::default()
+    })
+    .unwrap();
+    let open = || {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(nix::libc::O_NOCTTY | nix::libc::O_NONBLOCK)
+            .open(&link)
+            .unwrap()
+    };
+    // Like apcupsd restoring a cooked termios on close.
+    let f = open();
+    let mut t = tcgetattr(&f).unwrap();
+    assert!(!t.local_flags.contains(LocalFlags::ECHO), "starts raw");
+    t.local_flags |= LocalFlags::ECHO | LocalFlags::ICANON;
+    tcsetattr(&f, SetArg::TCSANOW, &t).unwrap();
+    drop(f);
+    std::thread::sleep(Duration::from_millis(500));
+    let f = open();
+    let t = tcgetattr(&f).unwrap();
+    assert!(
+        !t.local_flags
+            .intersects(LocalFlags::ECHO | LocalFlags::ICANON),
+        "raw again"
+    );
+    drop(f);
+    sim.stop();
+}
