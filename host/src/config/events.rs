@@ -253,9 +253,11 @@ impl Events {
         Ok(true)
     }
 
-    /// All events in id order.
+    /// All events, in the order of [`EVENTS`] (the product's table order).
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &EventActions)> {
-        self.0.iter().map(|(k, v)| (*k, v))
+        EVENTS
+            .iter()
+            .filter_map(|s| self.0.get(s.id).map(|a| (s.id, a)))
     }
 
     /// Largest command-file duration configured on any event (the shutdown waits for it).

@@ -338,7 +338,9 @@ impl Writer {
         check_key(key).map_err(err)?;
         check_value(value).map_err(err)?;
         self.out.push_str(key);
-        self.out.push_str(" = ");
+        // No trailing space after an empty value.
+        self.out
+            .push_str(if value.is_empty() { " =" } else { " = " });
         self.out.push_str(value);
         self.out.push('\n');
         Ok(())

@@ -1030,6 +1030,9 @@ impl Config {
                 continue;
             }
             w.blank();
+            if let Some(help) = section_help(sid) {
+                w.comment(help);
+            }
             w.section(sid.name()).map_err(write_err)?;
             for (k, v) in self.section_entries(sid) {
                 w.entry(&k, &v).map_err(write_err)?;
@@ -1156,7 +1159,29 @@ impl Config {
                 }
             }
         }
+        // Report in file order (entries were applied in section order).
+        warnings.sort_by_key(|w| w.line);
         (cfg, warnings)
+    }
+}
+
+/// One-line reminders written above the sections whose syntax is not obvious.
+fn section_help(sid: SectionId) -> Option<&'static str> {
+    match sid {
+        SectionId::Shutdown => Some(
+            "policy: immediately | on_battery_delay | low_battery | threshold | low_runtime. command_file is a name\n\
+             in <data-dir>/cmdfiles/. os_shutdown_command runs without a shell: split at spaces, 'single' and\n\
+             \"double\" quotes group, backslash escapes; the program must be an absolute path.",
+        ),
+        SectionId::Events => Some(
+            "event = none | log, notify, command_file:NAME[:SECONDS], shutdown[:DELAY_SECONDS]",
+        ),
+        SectionId::Schedule => Some(
+            "name = daily HH:MM wake HH:MM | weekly DAY HH:MM wake DAY HH:MM |\n\
+             once YYYY-MM-DDTHH:MM wake YYYY-MM-DDTHH:MM   (host local time; DAY = mon..sun)",
+        ),
+        SectionId::Logging => Some("The minimum of each size and file count is a retention floor."),
+        _ => None,
     }
 }
 

@@ -606,13 +606,14 @@ fn unknown_duplicate_and_orphan_entries_warn() {
         kinds(&ws),
         [
             WarningKind::UnknownKey,
+            WarningKind::Duplicate,
+            WarningKind::UnknownKey,
             WarningKind::UnknownSection,
-            WarningKind::Duplicate,
-            WarningKind::Duplicate,
-            WarningKind::UnknownKey
+            WarningKind::Duplicate
         ]
     );
-    assert!(ws.iter().all(|w| w.line.is_some()));
+    let lines: Vec<_> = ws.iter().map(|w| w.line.unwrap()).collect();
+    assert_eq!(lines, [1, 4, 5, 6, 8], "warnings are in file order");
 }
 
 #[test]
@@ -684,6 +685,11 @@ fn saved_file_lists_every_section_and_reads_well() {
     assert!(!text.contains("[Credentials]"));
     assert!(text.contains("on_battery = log\n"));
     assert!(text.contains("os_shutdown_command = /sbin/shutdown -h +0\n"));
+    assert!(
+        text.contains("\ncommand_file =\n"),
+        "no trailing space after empty values"
+    );
+    assert!(!text.lines().any(|l| l.ends_with(' ')));
 }
 
 #[test]
