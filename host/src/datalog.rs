@@ -566,7 +566,7 @@ fn read_rows<T>(
     })
 }
 
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 struct Acc {
     n: u32,
     min: f64,
@@ -576,12 +576,18 @@ struct Acc {
 
 /// Aggregates one raw file per UTC hour and appends the rows to the hourly file.
 fn downsample_file(dir: &Path, raw: &Path, hourly_max_kib: u32) -> io::Result<()> {
-    let samples = read_rows(
+    // Streamed: only the per-hour accumulators are held, never the file's samples.
+    let mut agg = HourlyAggregator::default();
+    read_rows::<()>(
         &[raw.to_path_buf()],
-        |l| Sample::from_csv_line(l).map(Some),
+        |l| {
+            let s = Sample::from_csv_line(l)?;
+            agg.add(&s);
+            Some(None)
+        },
         None,
     )?;
-    let rows = aggregate_hourly(&samples.rows);
+    let rows = agg.finish();
     if rows.is_empty() {
         return Ok(());
     }
@@ -602,12 +608,17 @@ fn downsample_file(dir: &Path, raw: &Path, hourly_max_kib: u32) -> io::Result<()
     file.sync_data()
 }
 
-/// Groups samples by UTC hour (sorted by hour) into min/avg/max rows.
-pub fn aggregate_hourly(samples: &[Sample]) -> Vec<HourlyRow> {
-    let mut hours: BTreeMap<i64, (u32, [Option<Acc>; 8])> = BTreeMap::new();
-    for s in samples {
+/// Per-UTC-hour min/sum/max accumulators.
+#[derive(Debug, Default)]
+pub struct HourlyAggregator {
+    hours: BTreeMap<i64, (u32, [Option<Acc>; 8])>,
+}
+
+impl HourlyAggregator {
+    /// Adds one sample to its hour.
+    pub fn add(&mut self, s: &Sample) {
         let key = s.ts.unix_timestamp().div_euclid(3600);
-        let entry = hours.entry(key).or_insert((0, [None; 8]));
+        let entry = self.hours.entry(key).or_insert((0, [None; 8]));
         entry.0 = entry.0.saturating_add(1);
         for (acc, v) in entry.1.iter_mut().zip(s.values()) {
             let Some(v) = v else { continue };
@@ -627,23 +638,36 @@ pub fn aggregate_hourly(samples: &[Sample]) -> Vec<HourlyRow> {
             });
         }
     }
-    hours
-        .into_iter()
-        .filter_map(|(key, (samples, accs))| {
-            let hour = OffsetDateTime::from_unix_timestamp(key.checked_mul(3600)?).ok()?;
-            Some(HourlyRow {
-                hour,
-                samples,
-                stats: accs.map(|a| {
-                    a.map(|a| Stat {
-                        min: a.min,
-                        avg: a.sum / f64::from(a.n),
-                        max: a.max,
-                    })
-                }),
+
+    /// The hourly rows, sorted by hour.
+    pub fn finish(self) -> Vec<HourlyRow> {
+        self.hours
+            .into_iter()
+            .filter_map(|(key, (samples, accs))| {
+                let hour = OffsetDateTime::from_unix_timestamp(key.checked_mul(3600)?).ok()?;
+                Some(HourlyRow {
+                    hour,
+                    samples,
+                    stats: accs.map(|a| {
+                        a.map(|a| Stat {
+                            min: a.min,
+                            avg: a.sum / f64::from(a.n),
+                            max: a.max,
+                        })
+                    }),
+                })
             })
-        })
-        .collect()
+            .collect()
+    }
+}
+
+/// Groups samples by UTC hour (sorted by hour) into min/avg/max rows.
+pub fn aggregate_hourly(samples: &[Sample]) -> Vec<HourlyRow> {
+    let mut agg = HourlyAggregator::default();
+    for s in samples {
+        agg.add(s);
+    }
+    agg.finish()
 }
 
 /// `2026-11-27T22:07:30Z` (UTC, whole seconds).

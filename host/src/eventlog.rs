@@ -1278,6 +1278,38 @@ mod tests {
         assert_eq!(log.current_size(), s.len() as u64);
     }
 
+    #[test]
+    fn append_latency_p99_under_10ms() {
+        // Includes rotations; non-critical events (critical ones add one fdatasync).
+        let dir = tempfile::tempdir().unwrap();
+        let limits = EventLogLimits {
+            max_file_kib: 64,
+            rotated_files: 2,
+        };
+        let mut log = EventLog::open(dir.path(), limits).unwrap();
+        let mut times = Vec::new();
+        for i in 0..1000i64 {
+            let rec = EventRecord::new(
+                "on_battery",
+                Severity::Warning,
+                EventState::Active,
+                "On battery",
+            )
+            .with_field("i", i)
+            .with_field("status", "OB");
+            let t = std::time::Instant::now();
+            log.append(&rec).unwrap();
+            times.push(t.elapsed());
+        }
+        times.sort();
+        assert!(
+            times[989] < std::time::Duration::from_millis(10),
+            "p99 {:?}",
+            times[989]
+        );
+        assert!(dir.path().join(format!("{EVENTS_FILE}.1")).exists());
+    }
+
     proptest::proptest! {
         #[test]
         fn any_text_yields_exactly_one_line(msg in "\\PC*|[\\x00-\\x1f\\x7f-\\u{9f}\\u{2028}\\u{2029}a\"\\\\]{0,40}", src in proptest::prelude::any::<String>()) {
