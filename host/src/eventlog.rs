@@ -163,6 +163,36 @@ impl From<i32> for FieldValue {
         FieldValue::Int(i64::from(v))
     }
 }
+impl From<u64> for FieldValue {
+    fn from(v: u64) -> Self {
+        i64::try_from(v).map_or(FieldValue::Num(v as f64), FieldValue::Int)
+    }
+}
+impl From<usize> for FieldValue {
+    fn from(v: usize) -> Self {
+        FieldValue::from(v as u64)
+    }
+}
+impl From<u16> for FieldValue {
+    fn from(v: u16) -> Self {
+        FieldValue::Int(i64::from(v))
+    }
+}
+impl From<u8> for FieldValue {
+    fn from(v: u8) -> Self {
+        FieldValue::Int(i64::from(v))
+    }
+}
+impl From<f32> for FieldValue {
+    fn from(v: f32) -> Self {
+        FieldValue::Num(f64::from(v))
+    }
+}
+impl From<bool> for FieldValue {
+    fn from(v: bool) -> Self {
+        FieldValue::Text(if v { "true" } else { "false" }.to_owned())
+    }
+}
 impl From<f64> for FieldValue {
     fn from(v: f64) -> Self {
         FieldValue::Num(v)
