@@ -185,7 +185,8 @@ impl From<u8> for FieldValue {
 }
 impl From<f32> for FieldValue {
     fn from(v: f32) -> Self {
-        FieldValue::Num(f64::from(v))
+        // Via the shortest decimal form, so 0.1f32 logs as 0.1, not 0.10000000149011612.
+        FieldValue::Num(v.to_string().parse().unwrap_or(f64::from(v)))
     }
 }
 impl From<bool> for FieldValue {
