@@ -36,3 +36,6 @@ pub mod link;
 pub mod shutdown;
 pub mod time;
 pub mod wire;
+
+/// Re-exported: public types carry `heapless::String`s (model, ids, string writes).
+pub use heapless;
