@@ -1,7 +1,15 @@
 //! upsguard: the std service and CLI around `upsguard-core`.
 
 pub mod atomic;
+pub mod cli;
+pub mod clock;
 pub mod cmdfile;
 pub mod config;
 pub mod datalog;
 pub mod eventlog;
+pub mod ipc;
+pub mod killpower;
+pub mod link;
+pub mod serial;
+pub mod service;
+pub mod status;

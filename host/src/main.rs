@@ -1,1 +1,124 @@
-fn main() {}
+//! `upsguard`: the service (`upsguard run`) and the CLI that talks to it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "upsguard",
+    version,
+    about = "UPS monitoring and safe-shutdown agent for APC Smart-UPS units"
+)]
+struct Cli {
+    /// Control socket of the running service (default /run/upsguard/upsguard.sock, or $UPSGUARD_SOCKET).
+    #[arg(long, global = true)]
+    socket: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the monitoring service.
+    Run(upsguard::service::RunArgs),
+    /// Show the UPS status (apcaccess-like).
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the event log.
+    Events {
+        /// Print CSV.
+        #[arg(long)]
+        csv: bool,
+        /// Show at most this many events (newest last).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Show the data log as CSV.
+    Datalog {
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Put the UPS to sleep for N hours (@nnn); with --graceful, shut the OS down first.
+    Sleep {
+        #[arg(long)]
+        hours: u32,
+        #[arg(long)]
+        graceful: bool,
+    },
+    /// Start the graceful shutdown sequence now.
+    ShutdownNow,
+    /// Start the UPS battery self-test.
+    SelfTest,
+    /// Start (or with --abort, stop) a runtime calibration.
+    Calibrate {
+        #[arg(long)]
+        abort: bool,
+    },
+    /// Read or change UPS settings (only values the UPS permits).
+    Settings {
+        #[command(subcommand)]
+        op: SettingsOp,
+    },
+    /// Tell the UPS to cut its output (run late in the OS halt by the shutdown hook).
+    Killpower(upsguard::killpower::KillpowerArgs),
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        op: ConfigOp,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SettingsOp {
+    /// List the current settings and their permitted values.
+    Get,
+    /// Change one setting.
+    Set { name: String, value: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigOp {
+    /// Validate a configuration file.
+    Check { file: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let socket = upsguard::ipc::socket_path(cli.socket.as_deref());
+    let result = match cli.command {
+        Command::Run(args) => return upsguard::service::main(args, socket),
+        Command::Killpower(args) => return upsguard::killpower::main(args),
+        Command::Config {
+            op: ConfigOp::Check { file },
+        } => return upsguard::cli::config_check(&file),
+        Command::Status { json } => upsguard::cli::status(&socket, json),
+        Command::Events { csv, limit } => upsguard::cli::events(&socket, csv, limit),
+        Command::Datalog { limit } => upsguard::cli::datalog(&socket, limit),
+        Command::Sleep { hours, graceful } => {
+            upsguard::cli::simple(&socket, upsguard::ipc::Request::Sleep { hours, graceful })
+        }
+        Command::ShutdownNow => upsguard::cli::simple(&socket, upsguard::ipc::Request::ShutdownNow),
+        Command::SelfTest => upsguard::cli::simple(&socket, upsguard::ipc::Request::SelfTest),
+        Command::Calibrate { abort } => {
+            upsguard::cli::simple(&socket, upsguard::ipc::Request::Calibrate { abort })
+        }
+        Command::Settings {
+            op: SettingsOp::Get,
+        } => upsguard::cli::settings_get(&socket),
+        Command::Settings {
+            op: SettingsOp::Set { name, value },
+        } => upsguard::cli::simple(&socket, upsguard::ipc::Request::SettingsSet { name, value }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("upsguard: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! `upsguard run`: the monitoring service.
+//!
+//! Start-up order matters: configuration (with its backup fallback), data directory and logs,
+//! then the link thread (the "driver"), then the control socket, then readiness. The main
+//! loop is the "monitor": it owns the core shutdown machine, the logs and every action, and is
+//! woken by link events, the machine's own deadlines, the data-log tick, CLI requests and
+//! signals. Nothing in it blocks: command files and the OS shutdown run in the blocking pool.
+
+mod monitor;
+mod notify;
+mod schedule;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use tracing_subscriber::EnvFilter;
+
+pub use monitor::observation_from_snapshot;
+
+/// Command-line options of `upsguard run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Configuration file [default: /etc/upsguard/upsguard.ini; with --simulate: <data-dir>/upsguard.ini].
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data directory for logs, command files and state [default: /var/lib/upsguard; with --simulate: /tmp/upsguard-sim].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Serial device of the UPS; overrides `[Communication] device`.
+    #[arg(long, conflicts_with = "simulate")]
+    pub device: Option<PathBuf>,
+    /// Run against the built-in emulated UPS (optionally playing a scenario file) instead of
+    /// a real one. The OS is never really shut down in this mode.
+    #[arg(long, num_args = 0..=1, default_missing_value = "", value_name = "SCENARIO")]
+    pub simulate: Option<String>,
+    /// With --simulate: run the emulator's physics N times faster.
+    #[arg(long, default_value_t = 1.0)]
+    pub sim_speed: f64,
+    /// With --simulate: also accept emulator control lines on this TCP address.
+    #[arg(long)]
+    pub sim_control: Option<String>,
+    /// Log filter (tracing syntax), e.g. `info`, `debug`, `upsguard=trace`.
+    #[arg(long, default_value = "info", env = "UPSGUARD_LOG")]
+    pub log: String,
+}
+
+/// Where everything lives for this run.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub config: PathBuf,
+    pub backup: PathBuf,
+    pub data_dir: PathBuf,
+    pub socket: PathBuf,
+}
+
+impl Paths {
+    fn resolve(args: &RunArgs, socket: PathBuf) -> Self {
+        let sim = args.simulate.is_some();
+        let data_dir = args.data_dir.clone().unwrap_or_else(|| {
+            PathBuf::from(if sim {
+                "/tmp/upsguard-sim"
+            } else {
+                "/var/lib/upsguard"
+            })
+        });
+        let config = args.config.clone().unwrap_or_else(|| {
+            if sim {
+                data_dir.join(crate::config::MAIN_FILE)
+            } else {
+                PathBuf::from("/etc/upsguard").join(crate::config::MAIN_FILE)
+            }
+        });
+        let backup = config.with_file_name(crate::config::BACKUP_FILE);
+        // In simulation the default socket would collide with a real service.
+        let socket = if sim && socket == Path::new(crate::ipc::DEFAULT_SOCKET) {
+            data_dir.join("upsguard.sock")
+        } else {
+            socket
+        };
+        Paths {
+            config,
+            backup,
+            data_dir,
+            socket,
+        }
+    }
+}
+
+pub fn main(args: RunArgs, socket: PathBuf) -> ExitCode {
+    let filter = EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    // Read the local UTC offset while still single-threaded (the `time` crate refuses to
+    // afterwards); schedules are in host local time.
+    let local_offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
+    let paths = Paths::resolve(&args, socket);
+    // One worker thread is plenty for a few sockets; the link has its own thread and command
+    // files run on the blocking pool.
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("upsguard: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(monitor::run(args, paths, local_offset)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("upsguard: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
