@@ -61,13 +61,13 @@ pub fn main(args: KillpowerArgs) -> ExitCode {
             PathBuf::from(loaded.config.communication.device)
         }
     };
-    match kill_power(&device, Duration::from_secs(args.timeout_s)) {
-        Ok(method) => {
-            let what = match method {
-                KillMethod::SoftShutdown => "S (soft shutdown: returns when mains returns)",
-                KillMethod::ShutdownReturn => "@000 (shutdown and return)",
-                KillMethod::StayOff => "K..K (shutdown, stay off)",
-            };
+    // The service wrote the wanted mode into the flag; a forced run uses the default sequence.
+    let request = std::fs::read_to_string(&flag)
+        .ok()
+        .and_then(|body| request_from_flag(&body))
+        .unwrap_or(UpsRequest::KillPower);
+    match kill_power(&device, request, Duration::from_secs(args.timeout_s)) {
+        Ok(what) => {
             println!(
                 "upsguard killpower: UPS accepted {what}; it turns its output off after its shutdown delay"
             );
@@ -82,14 +82,47 @@ pub fn main(args: KillpowerArgs) -> ExitCode {
     }
 }
 
-/// Runs the KillPower sequence on `device`; returns the method the UPS accepted.
-pub fn kill_power(device: &Path, timeout: Duration) -> Result<KillMethod, String> {
+/// Parses the flag file body (`mode=return`, `mode=stay_off`, `mode=sleep:TENTHS`).
+pub fn request_from_flag(body: &str) -> Option<UpsRequest> {
+    let mode = body.lines().find_map(|l| l.trim().strip_prefix("mode="))?;
+    match mode {
+        "return" => Some(UpsRequest::KillPower),
+        "stay_off" => Some(UpsRequest::ShutdownStayOff),
+        m => {
+            let tenths: u16 = m.strip_prefix("sleep:")?.parse().ok()?;
+            (1..=999)
+                .contains(&tenths)
+                .then_some(UpsRequest::ShutdownReturn {
+                    tenths_of_hour: tenths,
+                })
+        }
+    }
+}
+
+fn describe(result: RequestResult) -> Result<&'static str, String> {
+    match result {
+        RequestResult::KillPower(KillMethod::SoftShutdown) => {
+            Ok("S (soft shutdown: returns when mains returns)")
+        }
+        RequestResult::KillPower(KillMethod::ShutdownReturn) => Ok("@000 (shutdown and return)"),
+        RequestResult::KillPower(KillMethod::StayOff) => Ok("K..K (shutdown, stay off)"),
+        RequestResult::Done => Ok("the requested shutdown"),
+        other => Err(format!("the UPS did not accept a shutdown: {other:?}")),
+    }
+}
+
+/// Runs the turn-off `request` on `device`; returns what the UPS accepted.
+pub fn kill_power(
+    device: &Path,
+    request: UpsRequest,
+    timeout: Duration,
+) -> Result<&'static str, String> {
     let mut port = SerialLink::open(device).map_err(|e| e.to_string())?;
     let clock = Clock::new();
     let mut drv = LinkDriver::new(LinkConfig::default());
     drv.reset(clock.now());
     let id = drv
-        .request(clock.now(), UpsRequest::KillPower)
+        .request(clock.now(), request)
         .map_err(|e| format!("cannot queue the kill-power request: {e:?}"))?;
     let start = std::time::Instant::now();
     let mut buf = [0u8; 128];
@@ -104,10 +137,7 @@ pub fn kill_power(device: &Path, timeout: Duration) -> Result<KillMethod, String
             if let LinkEvent::RequestDone { id: done, result } = ev
                 && done == id
             {
-                return match result {
-                    RequestResult::KillPower(m) => Ok(m),
-                    other => Err(format!("the UPS did not accept a shutdown: {other:?}")),
-                };
+                return describe(result);
             }
         }
         let wait = drv
@@ -126,4 +156,21 @@ pub fn kill_power(device: &Path, timeout: Duration) -> Result<KillMethod, String
         "no answer from the UPS within {} s",
         timeout.as_secs()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_modes() {
+        assert_eq!(request_from_flag("mode=return\n"), Some(UpsRequest::KillPower));
+        assert_eq!(request_from_flag("mode=stay_off"), Some(UpsRequest::ShutdownStayOff));
+        assert_eq!(
+            request_from_flag("mode=sleep:15"),
+            Some(UpsRequest::ShutdownReturn { tenths_of_hour: 15 })
+        );
+        assert_eq!(request_from_flag("mode=sleep:0"), None);
+        assert_eq!(request_from_flag("garbage"), None);
+    }
 }

@@ -14,6 +14,8 @@ pub enum Command {
     ReplaceBattery(bool),
     Unplug,
     Replug,
+    /// `mute on`: the cable stays plugged but the UPS stops answering (a hung unit).
+    Mute(bool),
     Garbage(usize),
     Noise(bool),
     PowerCycle,
@@ -28,7 +30,7 @@ pub enum Command {
 }
 
 pub const HELP: &str = "commands: mains on|off, input V, load PCT, battery fail|ok, replace-battery on|off, \
-unplug, replug, garbage N, noise on|off, power-cycle, speed N, set VAR VALUE, wait DURATION, status, eeprom, help";
+unplug, replug, mute on|off, garbage N, noise on|off, power-cycle, speed N, set VAR VALUE, wait DURATION, status, eeprom, help";
 
 const MAX_GARBAGE: usize = 4096;
 
@@ -68,6 +70,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "replace-battery" => Command::ReplaceBattery(on_off(arg, "on", "off")?),
         "unplug" => Command::Unplug,
         "replug" => Command::Replug,
+        "mute" => Command::Mute(on_off(arg, "on", "off")?),
         "garbage" => Command::Garbage(number(arg, "byte count", 1.0, MAX_GARBAGE as f64)? as usize),
         "noise" => Command::Noise(on_off(arg, "on", "off")?),
         "power-cycle" => Command::PowerCycle,

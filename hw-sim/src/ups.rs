@@ -130,6 +130,8 @@ pub struct Ups {
     sim_ms: f64,
     // Link.
     linked: bool,
+    /// Plugged but not answering (`mute on`).
+    muted: bool,
     smart: bool,
     input: Input,
     last_query: Option<u8>,
@@ -188,6 +190,7 @@ impl Ups {
             last_real: None,
             sim_ms: 0.0,
             linked: true,
+            muted: false,
             smart: false,
             input: Input::Idle,
             last_query: None,
@@ -451,7 +454,7 @@ impl Ups {
     /// Feed one byte received from the host.
     pub fn handle_byte(&mut self, now_ms: u64, b: u8) {
         self.tick(now_ms);
-        if !self.linked {
+        if !self.linked || self.muted {
             return;
         }
         self.last_rx = now_ms;
@@ -781,7 +784,7 @@ impl Ups {
     /// garbage are released here, only when the line is idle.
     pub fn poll_output(&mut self, now_ms: u64) -> Option<u8> {
         self.tick(now_ms);
-        if !self.linked {
+        if !self.linked || self.muted {
             self.out.clear();
             return None;
         }
@@ -973,6 +976,13 @@ impl Ups {
                 self.log("link unplugged");
                 "unplugged".into()
             }
+            Command::Mute(on) => {
+                self.muted = on;
+                self.input = Input::Idle;
+                self.out.clear();
+                self.log(if on { "link muted" } else { "link unmuted" });
+                format!("mute {}", if on { "on" } else { "off" })
+            }
             Command::Replug => {
                 self.linked = true;
                 self.log("link replugged");
@@ -1124,6 +1134,7 @@ impl Ups {
         let v = json!({
             "smart_mode": self.smart,
             "linked": self.linked,
+            "muted": self.muted,
             "mains": self.model.mains_on,
             "line_ok": self.model.line_ok,
             "input_setpoint": self.model.input_setpoint,

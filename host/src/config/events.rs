@@ -24,6 +24,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use upsguard_core::event::EventId;
+
 use super::values::{FileName, parse_range};
 
 /// Longest command-file duration, seconds.
@@ -50,48 +52,25 @@ const fn ev(id: &'static str, may_shut_down: bool, security: bool) -> EventSpec 
     }
 }
 
-/// Every configurable event (product §3). Ids are stable: they are stored in config files
-/// and logs. Keep in sync with the core's event catalogue.
-pub const EVENTS: &[EventSpec] = &[
-    ev("on_battery", true, false),
-    ev("power_restored", false, false),
-    ev("low_battery", true, false),
-    ev("battery_discharged", false, false),
-    ev("low_runtime", true, false),
-    ev("time_on_battery_exceeded", true, false),
-    ev("overload", true, false),
-    ev("overload_cleared", false, false),
-    ev("comm_lost", false, false),
-    ev("comm_established", false, false),
-    ev("comm_lost_on_battery", true, false),
-    ev("replace_battery", false, false),
-    ev("battery_disconnected", false, false),
-    ev("battery_reconnected", false, false),
-    ev("self_test_passed", false, false),
-    ev("self_test_failed", false, false),
-    ev("calibration_started", false, false),
-    ev("calibration_finished", false, false),
-    ev("calibration_aborted", false, false),
-    ev("temperature_exceeded", true, false),
-    ev("smart_boost", false, false),
-    ev("smart_trim", false, false),
-    ev("ups_output_off", false, false),
-    ev("ups_output_on", false, false),
-    ev("ups_sleeping", false, false),
-    ev("ups_woke", false, false),
-    ev("shutdown_started", false, false),
-    ev("shutdown_cancelled", false, false),
-    ev("monitoring_started", false, false),
-    ev("monitoring_stopped", false, false),
-    ev("login", false, true),
-    ev("logout", false, true),
-    ev("login_failed", false, true),
-    ev("account_locked", false, true),
-    ev("credentials_changed", false, true),
-    ev("config_changed", false, true),
-    ev("config_backup_used", false, true),
-    ev("certificate_expiring", false, true),
-];
+/// Every configurable event: the core's catalogue (one source of truth for ids, "may shut
+/// down" and "security"), plus the two cleared forms that product §3 names as events of
+/// their own. Ids are stable: they are stored in config files and logs.
+pub const EVENTS: &[EventSpec] = &EVENT_TABLE;
+
+const CORE_EVENTS: usize = EventId::ALL.len();
+
+const EVENT_TABLE: [EventSpec; CORE_EVENTS + 2] = {
+    let mut out = [ev("", false, false); CORE_EVENTS + 2];
+    let mut i = 0;
+    while i < CORE_EVENTS {
+        let e = EventId::ALL[i];
+        out[i] = ev(e.as_str(), e.may_shut_down(), e.is_security());
+        i += 1;
+    }
+    out[CORE_EVENTS] = ev("overload_cleared", false, false);
+    out[CORE_EVENTS + 1] = ev("battery_reconnected", false, false);
+    out
+};
 
 /// Look an event up by id (ASCII case-insensitive).
 pub fn spec(id: &str) -> Option<&'static EventSpec> {

@@ -133,7 +133,7 @@ impl Default for Communication {
         Self {
             device: "/dev/ttyS0".into(),
             poll_interval_ms: 1000,
-            reply_timeout_ms: 2000,
+            reply_timeout_ms: 1000,
             retries: 3,
         }
     }

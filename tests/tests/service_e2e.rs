@@ -1,0 +1,447 @@
+//! End-to-end tests of `upsguard run`: the real service binary against `upsguard-sim` on a
+//! real pty, with the emulator's physics accelerated. Each test reads the service's event
+//! log (`events.jsonl`) and drives the emulator through its control port.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use upsguard_tests::{ChildGuard, Control, TempDir, bin_path, free_port, wait_for};
+
+struct Rig {
+    dir: TempDir,
+    ctl: Control,
+    sim: ChildGuard,
+    svc: Option<ChildGuard>,
+    link: PathBuf,
+    data: PathBuf,
+    config: PathBuf,
+}
+
+impl Rig {
+    /// Starts the emulator (at `speed`) and writes `ini` as the service's configuration.
+    fn new(tag: &str, speed: u32, ini: &str) -> Rig {
+        let dir = TempDir::new(tag);
+        let data = dir.join("data");
+        std::fs::create_dir_all(data.join("cmdfiles")).unwrap();
+        for d in [&data, &data.join("cmdfiles")] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        let config = dir.join("upsguard.ini");
+        std::fs::write(&config, ini).unwrap();
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let link = dir.join("ups-tty");
+        let port = free_port();
+        let sim = ChildGuard::spawn(
+            "upsguard-sim",
+            Command::new(bin_path("upsguard-sim"))
+                .arg("--link")
+                .arg(&link)
+                .arg("--control")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("--speed")
+                .arg(speed.to_string()),
+            &dir.join("sim.log"),
+        );
+        let ctl = Control::connect(port, Duration::from_secs(10));
+        Rig {
+            dir,
+            ctl,
+            sim,
+            svc: None,
+            link,
+            data,
+            config,
+        }
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join("upsguard.sock")
+    }
+
+    fn start_service(&mut self) {
+        let svc = ChildGuard::spawn(
+            "upsguard",
+            Command::new(bin_path("upsguard"))
+                .arg("--socket")
+                .arg(self.socket())
+                .arg("run")
+                .arg("--config")
+                .arg(&self.config)
+                .arg("--data-dir")
+                .arg(&self.data)
+                .arg("--device")
+                .arg(&self.link)
+                .arg("--log")
+                .arg("debug"),
+            &self.dir.join("service.log"),
+        );
+        self.svc = Some(svc);
+        self.wait_event("comm_established", Duration::from_secs(15));
+    }
+
+    fn stop_service(&mut self) -> String {
+        self.svc
+            .take()
+            .map(|mut s| s.stop(Duration::from_secs(5)))
+            .unwrap_or_default()
+    }
+
+    fn logs(&mut self) -> String {
+        let svc = self.svc.as_ref().map(|s| s.log_text()).unwrap_or_default();
+        format!(
+            "--- service log ---\n{svc}\n--- events ---\n{}\n--- sim log ---\n{}",
+            std::fs::read_to_string(self.data.join("events.jsonl")).unwrap_or_default(),
+            self.sim.log_text()
+        )
+    }
+
+    fn events(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.data.join("events.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    fn has_event(&self, id: &str, state: Option<&str>) -> Option<Value> {
+        self.events().into_iter().find(|e| {
+            e["id"] == id && state.is_none_or(|s| e["state"] == s)
+        })
+    }
+
+    fn count(&self, id: &str) -> usize {
+        self.events().iter().filter(|e| e["id"] == id).count()
+    }
+
+    fn wait_event(&mut self, id: &str, timeout: Duration) -> Value {
+        match wait_for(timeout, Duration::from_millis(50), || self.has_event(id, None)) {
+            Some(v) => v,
+            None => panic!("no {id} event within {timeout:?}\n{}", self.logs()),
+        }
+    }
+
+    fn wait_event_state(&mut self, id: &str, state: &str, timeout: Duration) -> Value {
+        match wait_for(timeout, Duration::from_millis(50), || {
+            self.has_event(id, Some(state))
+        }) {
+            Some(v) => v,
+            None => panic!("no {id}/{state} event within {timeout:?}\n{}", self.logs()),
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(bin_path("upsguard"))
+            .arg("--socket")
+            .arg(self.socket())
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    fn status_json(&self) -> Value {
+        let (ok, text) = self.cli(&["status", "--json"]);
+        assert!(ok, "status failed: {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// A root-only executable script in `<data>/cmdfiles/`.
+    fn cmdfile(&self, name: &str, body: &str) -> PathBuf {
+        let p = self.data.join("cmdfiles").join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700)).unwrap();
+        p
+    }
+}
+
+fn ini(extra: &str) -> String {
+    format!(
+        "[Communication]\npoll_interval_ms = 500\nreply_timeout_ms = 1000\n\n{extra}\n"
+    )
+}
+
+fn parse_ts(v: &Value) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(
+        v["ts"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+}
+
+/// 1. A short outage: On Battery, then Input Power Restored; no shutdown; the command file
+/// configured for On Battery ran with the event in its environment.
+#[test]
+fn short_outage_runs_command_file_and_no_shutdown() {
+    let mut rig = Rig::new(
+        "short",
+        1,
+        &ini("[Shutdown]\npolicy = low_battery\nos_shutdown_command = /bin/false\n\n[Events]\non_battery = log, command_file:onbatt.sh:10\n"),
+    );
+    let envfile = rig.dir.join("onbatt.env");
+    rig.cmdfile("onbatt.sh", &format!("env | grep '^UPSGUARD_' | sort > {}", envfile.display()));
+    rig.start_service();
+
+    rig.ctl.ok("mains off");
+    let ob = rig.wait_event_state("on_battery", "active", Duration::from_secs(5));
+    assert_eq!(ob["severity"], "warning");
+    let env = wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
+        std::fs::read_to_string(&envfile).ok().filter(|s| !s.is_empty())
+    })
+    .unwrap_or_else(|| panic!("command file did not run\n{}", rig.logs()));
+    assert!(env.contains("UPSGUARD_EVENT=on_battery"), "{env}");
+    assert!(env.contains("UPSGUARD_SEVERITY=warning"), "{env}");
+    assert!(env.contains("UPSGUARD_STATUS=OB"), "{env}");
+    assert!(env.contains("UPSGUARD_MODEL=SMART-UPS 1000"), "{env}");
+    assert!(env.contains("UPSGUARD_SERIAL=AS0123456789"), "{env}");
+    assert!(env.contains("UPSGUARD_DURATION_S=10"), "{env}");
+    assert!(env.lines().any(|l| l.starts_with("UPSGUARD_CHARGE=")), "{env}");
+    assert!(env.lines().any(|l| l.starts_with("UPSGUARD_RUNTIME_S=")), "{env}");
+
+    let (ok, text) = rig.cli(&["status"]);
+    assert!(ok && text.contains("ONBATT"), "{text}");
+
+    rig.ctl.ok("mains on");
+    rig.wait_event("power_restored", Duration::from_secs(5));
+    // The command file's result is logged too.
+    rig.wait_event("command_file", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(rig.count("shutdown_started"), 0, "{}", rig.logs());
+    let (ok, text) = rig.cli(&["events"]);
+    assert!(ok && text.contains("on_battery") && text.contains("power_restored"), "{text}");
+    let (ok, csv) = rig.cli(&["events", "--csv"]);
+    assert!(ok && csv.starts_with("ts,id,severity"), "{csv}");
+    let out = rig.stop_service();
+    assert!(rig.has_event("monitoring_stopped", None).is_some(), "{out}");
+}
+
+/// 2. A long outage under load: Low Runtime fires, the shutdown command file runs for its
+/// duration, the OS shutdown command runs once, `upsguard killpower` makes the emulator cut
+/// its output after its delay, and the output returns with mains.
+#[test]
+fn long_outage_shuts_down_and_kills_power() {
+    let dir_marker = TempDir::new("marker");
+    let marker = dir_marker.join("os-shutdown-ran");
+    let os_script = dir_marker.join("fake-shutdown.sh");
+    std::fs::write(
+        &os_script,
+        format!("#!/bin/sh\necho ran >> {}\n", marker.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&os_script, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // A + B + margin = 2 + 10 + 60 s: Low Runtime fires once the UPS reports ≤ 1 minute.
+    let mut rig = Rig::new(
+        "long",
+        40,
+        &ini(&format!(
+            "[Shutdown]\npolicy = low_runtime\ncommand_file = shutdown.sh\ncommand_file_duration_s = 2\n\
+             os_shutdown_command = {}\nos_shutdown_duration_s = 10\nturn_off_ups = true\nups_off_mode = return\n",
+            os_script.display()
+        )),
+    );
+    let cf_marker = rig.dir.join("cmdfile-ran");
+    rig.cmdfile(
+        "shutdown.sh",
+        &format!("echo \"$UPSGUARD_EVENT\" > {}; sleep 30", cf_marker.display()),
+    );
+    rig.start_service();
+    rig.ctl.ok("load 80");
+    rig.ctl.ok("mains off");
+    rig.wait_event_state("on_battery", "active", Duration::from_secs(5));
+    let lr = rig.wait_event("low_runtime", Duration::from_secs(90));
+    assert_eq!(lr["severity"], "critical");
+    let started = rig.wait_event("shutdown_started", Duration::from_secs(5));
+    assert!(std::fs::read_to_string(&cf_marker).is_ok_and(|s| s.contains("shutdown_started")));
+    // The OS shutdown waits for the command file's duration (2 s), not for the script (30 s).
+    let ran = wait_for(Duration::from_secs(15), Duration::from_millis(50), || {
+        std::fs::read_to_string(&marker).ok()
+    })
+    .unwrap_or_else(|| panic!("OS shutdown command did not run\n{}", rig.logs()));
+    let ran_at = time::OffsetDateTime::now_utc();
+    let waited = ran_at - parse_ts(&started);
+    assert!(
+        waited >= time::Duration::milliseconds(1900) && waited < time::Duration::seconds(10),
+        "OS shutdown ran {waited} after Graceful Shutdown Started"
+    );
+    let flag = rig.data.join("killpower.flag");
+    assert!(flag.exists(), "killpower flag missing\n{}", rig.logs());
+    // Power returning after the OS shutdown started must not cancel it.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(ran.lines().count(), 1, "OS shutdown command ran more than once");
+
+    // The halt: the service stops, then the shutdown hook runs killpower.
+    rig.stop_service();
+    let out = Command::new(bin_path("upsguard"))
+        .arg("killpower")
+        .arg("--data-dir")
+        .arg(&rig.data)
+        .arg("--device")
+        .arg(&rig.link)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "killpower failed: {text}");
+    assert!(text.contains("accepted"), "{text}");
+    assert!(!flag.exists(), "flag should be consumed");
+    // Grace delay p = 20 s of emulator time (0.5 s at 40x).
+    let off = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
+        let s = rig.ctl.status();
+        (s["output_on"] == false).then_some(s)
+    });
+    assert!(off.is_some(), "emulator output still on: {}", rig.ctl.status());
+    // Mains returns: the UPS comes back by itself.
+    rig.ctl.ok("mains on");
+    let on = wait_for(Duration::from_secs(15), Duration::from_millis(100), || {
+        (rig.ctl.status()["output_on"] == true).then_some(())
+    });
+    assert!(on.is_some(), "output did not return: {}", rig.ctl.status());
+}
+
+/// 3. The link: the UPS stops answering → Communication Lost within two poll periods (plus
+/// one reply timeout); the pty disappears and comes back → re-established; no power events.
+#[test]
+fn link_loss_and_replug() {
+    let mut rig = Rig::new("link", 1, &ini("[Shutdown]\npolicy = low_battery\n"));
+    rig.start_service();
+    std::thread::sleep(Duration::from_secs(2));
+    rig.ctl.ok("mute on");
+    let muted_at = time::OffsetDateTime::now_utc();
+    let lost = rig.wait_event_state("comm_lost", "active", Duration::from_secs(6));
+    let after = parse_ts(&lost) - muted_at;
+    // Poll period 0.5 s, reply timeout 1 s.
+    assert!(after < time::Duration::milliseconds(2500), "comm lost after {after}");
+    rig.ctl.ok("mute off");
+    wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
+        (rig.count("comm_established") >= 2).then_some(())
+    })
+    .unwrap_or_else(|| panic!("not re-established after unmute\n{}", rig.logs()));
+
+    // Now the device itself disappears (USB adapter pulled) and returns.
+    rig.ctl.ok("unplug");
+    wait_for(Duration::from_secs(6), Duration::from_millis(100), || {
+        (rig.count("comm_lost") >= 2).then_some(())
+    })
+    .unwrap_or_else(|| panic!("no comm lost after unplug\n{}", rig.logs()));
+    std::thread::sleep(Duration::from_secs(2));
+    rig.ctl.ok("replug");
+    wait_for(Duration::from_secs(15), Duration::from_millis(100), || {
+        (rig.count("comm_established") >= 3).then_some(())
+    })
+    .unwrap_or_else(|| panic!("not re-established after replug\n{}", rig.logs()));
+    let s = rig.status_json();
+    assert_eq!(s["status"], "OL", "{s}");
+    for id in ["on_battery", "power_restored", "low_battery", "shutdown_started"] {
+        assert_eq!(rig.count(id), 0, "false {id} event\n{}", rig.logs());
+    }
+}
+
+/// 4. Noise and garbage on the line: no false events, no crash, status still right.
+#[test]
+fn garbage_on_the_line_causes_no_false_events() {
+    let mut rig = Rig::new("noise", 1, &ini("[Shutdown]\npolicy = immediately\n"));
+    rig.start_service();
+    rig.ctl.ok("noise on");
+    for _ in 0..10 {
+        rig.ctl.ok("garbage 200");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    rig.ctl.ok("noise off");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(rig.svc.as_mut().unwrap().exited().is_none(), "service died\n{}", rig.logs());
+    let s = rig.status_json();
+    assert_eq!(s["status"], "OL", "{s}");
+    for id in ["on_battery", "low_battery", "shutdown_started", "overload"] {
+        assert_eq!(rig.count(id), 0, "false {id} event\n{}", rig.logs());
+    }
+}
+
+/// 5. A corrupt configuration: the service starts from the backup and says so; a value with
+/// an injected newline cannot create a section.
+#[test]
+fn corrupt_config_falls_back_to_backup() {
+    let mut rig = Rig::new(
+        "config",
+        1,
+        &ini("[Shutdown]\npolicy = on_battery_delay\non_battery_delay_s = 42\n"),
+    );
+    rig.start_service();
+    rig.stop_service();
+    let backup = rig.config.with_file_name("upsguard_backup.ini");
+    let good = std::fs::read_to_string(&backup).expect("backup written on first good load");
+    assert!(good.contains("on_battery_delay_s = 42"), "{good}");
+    std::fs::write(&rig.config, b"[Shutdown\npolicy = \xff\xfe garbage \x00\n").unwrap();
+    rig.start_service();
+    let ev = rig.wait_event("config_backup_used", Duration::from_secs(5));
+    assert_eq!(ev["severity"], "warning");
+    // `upsguard config check` names the problem.
+    let out = Command::new(bin_path("upsguard"))
+        .args(["config", "check"])
+        .arg(&rig.config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    // Injection: a CR/LF-laden value must not smuggle a section.
+    std::fs::write(
+        &rig.config,
+        "[Shutdown]\nos_shutdown_command = /sbin/shutdown -h now\r\n[Credentials]\r\nusername = evil\n",
+    )
+    .unwrap();
+    let out = Command::new(bin_path("upsguard"))
+        .args(["config", "check"])
+        .arg(&rig.config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "a CR in a value must be an error: {text}");
+}
+
+/// 6. A world-writable command file is refused, with an event.
+#[test]
+fn world_writable_command_file_is_refused() {
+    let mut rig = Rig::new(
+        "wwcmd",
+        1,
+        &ini("[Shutdown]\npolicy = low_battery\n\n[Events]\non_battery = log, command_file:evil.sh:5\n"),
+    );
+    let ran = rig.dir.join("evil-ran");
+    let p = rig.cmdfile("evil.sh", &format!("touch {}", ran.display()));
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777)).unwrap();
+    rig.start_service();
+    rig.ctl.ok("mains off");
+    let ev = rig.wait_event("command_file_refused", Duration::from_secs(5));
+    assert_eq!(ev["severity"], "warning");
+    assert!(ev["message"].as_str().unwrap().contains("evil.sh"), "{ev}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!ran.exists(), "a world-writable command file ran");
+    rig.ctl.ok("mains on");
+}
+
+/// A second agent on the same port is refused with a clear error.
+#[test]
+fn second_agent_is_refused() {
+    let mut rig = Rig::new("excl", 1, &ini(""));
+    rig.start_service();
+    let out = Command::new(bin_path("upsguard"))
+        .arg("killpower")
+        .arg("--force")
+        .arg("--timeout-s")
+        .arg("2")
+        .arg("--device")
+        .arg(&rig.link)
+        .arg("--data-dir")
+        .arg(rig.dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(text.contains("in use by another process"), "{text}");
+}
