@@ -97,3 +97,22 @@ pub fn config_check(file: &Path) -> ExitCode {
         ExitCode::FAILURE
     }
 }
+
+/// `upsguard config set`: load, change one value through the validating setter, save
+/// atomically (the old file becomes the backup). A running service picks it up on SIGHUP.
+pub fn config_set(file: &Path, section: &str, key: &str, value: &str) -> Result<(), String> {
+    let backup = file.with_file_name(crate::config::BACKUP_FILE);
+    let loaded = crate::config::load(file, &backup);
+    if let Some(e) = &loaded.main_error {
+        return Err(format!(
+            "{} is not usable ({e}); fix it (or restore {}) before changing values",
+            file.display(),
+            backup.display()
+        ));
+    }
+    let mut cfg = loaded.config;
+    cfg.set(section, key, value).map_err(|e| e.to_string())?;
+    cfg.save(file, &backup).map_err(|e| e.to_string())?;
+    println!("[{section}] {key} updated in {}; send SIGHUP to the service to apply it", file.display());
+    Ok(())
+}

@@ -85,6 +85,15 @@ enum SettingsOp {
 enum ConfigOp {
     /// Validate a configuration file.
     Check { file: PathBuf },
+    /// Change one value through the typed, validating writer (atomic save, backup kept).
+    Set {
+        /// Configuration file.
+        #[arg(long, default_value = "/etc/upsguard/upsguard.ini")]
+        config: PathBuf,
+        section: String,
+        key: String,
+        value: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -96,6 +105,15 @@ fn main() -> ExitCode {
         Command::Config {
             op: ConfigOp::Check { file },
         } => return upsguard::cli::config_check(&file),
+        Command::Config {
+            op:
+                ConfigOp::Set {
+                    config,
+                    section,
+                    key,
+                    value,
+                },
+        } => upsguard::cli::config_set(&config, &section, &key, &value),
         Command::Status { json } => upsguard::cli::status(&socket, json),
         Command::Events { csv, limit } => upsguard::cli::events(&socket, csv, limit),
         Command::Datalog { limit } => upsguard::cli::datalog(&socket, limit),

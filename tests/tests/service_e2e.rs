@@ -389,19 +389,35 @@ fn corrupt_config_falls_back_to_backup() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    // Injection: a CR/LF-laden value must not smuggle a section.
-    std::fs::write(
-        &rig.config,
-        "[Shutdown]\nos_shutdown_command = /sbin/shutdown -h now\r\n[Credentials]\r\nusername = evil\n",
-    )
-    .unwrap();
+    // Injection: a CR/LF-laden value given to the typed writer must not smuggle a section.
+    std::fs::write(&rig.config, ini("[Shutdown]\npolicy = low_battery\n")).unwrap();
+    let before = std::fs::read_to_string(&rig.config).unwrap();
+    for evil in [
+        "/bin/true\r\n[Credentials]\r\nusername = evil",
+        "/bin/true\n[Credentials]",
+        "/bin/true [Credentials]",
+    ] {
+        let out = Command::new(bin_path("upsguard"))
+            .args(["config", "set", "--config"])
+            .arg(&rig.config)
+            .args(["Shutdown", "os_shutdown_command", evil])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{evil:?} was accepted");
+        assert!(err.contains("os_shutdown_command"), "error must name the key: {err}");
+    }
+    assert_eq!(std::fs::read_to_string(&rig.config).unwrap(), before);
+    // A clean value goes through and keeps the file loadable.
     let out = Command::new(bin_path("upsguard"))
-        .args(["config", "check"])
+        .args(["config", "set", "--config"])
         .arg(&rig.config)
+        .args(["Shutdown", "on_battery_delay_s", "90"])
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "a CR in a value must be an error: {text}");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let after = std::fs::read_to_string(&rig.config).unwrap();
+    assert!(after.contains("on_battery_delay_s = 90") && !after.contains("[Credentials]"), "{after}");
 }
 
 /// 6. A world-writable command file is refused, with an event.

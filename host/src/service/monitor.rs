@@ -171,6 +171,27 @@ fn action_key(ev: &Event) -> Option<&'static str> {
     }
 }
 
+/// Active/cleared for the log: an event with a cleared form says which it is, and the pairs
+/// that product §3 names as two events (On Battery / Input Power Restored, …) read as the
+/// active and cleared sides of one condition.
+fn event_state(ev: &Event) -> EventState {
+    use EventId::*;
+    if ev.id.has_cleared_form() {
+        return if ev.cleared {
+            EventState::Cleared
+        } else {
+            EventState::Active
+        };
+    }
+    match ev.id {
+        OnBattery | CommLost | UpsOutputOff | UpsSleeping | ShutdownStarted => EventState::Active,
+        PowerRestored | CommEstablished | UpsOutputOn | UpsWoke | ShutdownCancelled => {
+            EventState::Cleared
+        }
+        _ => EventState::None,
+    }
+}
+
 fn phase_text(p: Phase) -> String {
     match p {
         Phase::Idle => "idle".into(),
@@ -626,15 +647,7 @@ impl Monitor {
 
     fn on_event(&mut self, ev: Event) {
         let sev = severity(ev.severity());
-        let state = if ev.id.has_cleared_form() {
-            if ev.cleared {
-                EventState::Cleared
-            } else {
-                EventState::Active
-            }
-        } else {
-            EventState::None
-        };
+        let state = event_state(&ev);
         let title = if ev.cleared {
             ev.id.cleared_title().unwrap_or(ev.id.title())
         } else {
