@@ -13,3 +13,4 @@ pub mod link;
 pub mod serial;
 pub mod service;
 pub mod status;
+pub mod web;
