@@ -53,7 +53,10 @@ pub fn observation_from_snapshot(s: &UpsSnapshot) -> Observation {
         CommState::Established => {}
     }
     let flags = s.status.map(|st| st.value);
-    let flag = |f: StatusFlags| flags.map(|v| v.contains(f));
+    // Status 00 means the output is off: it says nothing about mains or the battery, so
+    // those stay "unknown" instead of reading as "back on line".
+    let off = flags.is_some_and(|f| f.is_empty());
+    let flag = |f: StatusFlags| flags.filter(|_| !off).map(|v| v.contains(f));
     let reg2 = s.registers.reg2.map(|r| r.value.0);
     let reg3 = s.registers.reg3.map(|r| r.value.0);
     Observation {
