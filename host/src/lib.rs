@@ -5,6 +5,7 @@ pub mod cli;
 pub mod clock;
 pub mod cmdfile;
 pub mod config;
+pub mod credentials;
 pub mod datalog;
 pub mod eventlog;
 pub mod ipc;
