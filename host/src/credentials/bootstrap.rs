@@ -49,6 +49,9 @@ pub const SETUP_TOKEN_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// An install file larger than this is not a two-line credentials file.
 const MAX_INSTALL_FILE: u64 = 4096;
+/// Scrubbing overwrites at most this much of an (oversized) install file before unlinking it:
+/// enough for anything an installer writes, without letting a huge file stall the start.
+const MAX_SCRUB: u64 = 1 << 20;
 /// Random bytes in a setup token (160 bits).
 const TOKEN_BYTES: usize = 20;
 /// Clock skew tolerated between creating and redeeming a token (a token "from the future"
@@ -113,7 +116,7 @@ fn scrub(path: &Path, file: &mut fs::File, len: u64, nlink: u64) -> io::Result<(
     if nlink <= 1 {
         file.seek(SeekFrom::Start(0))?;
         let zeros = [0u8; 512];
-        let mut left = len;
+        let mut left = len.min(MAX_SCRUB);
         while left > 0 {
             let n = usize::try_from(left.min(512)).unwrap_or(512);
             file.write_all(zeros.get(..n).unwrap_or(&zeros))?;
@@ -223,7 +226,8 @@ impl CredentialStore {
             Err(problem) => return Install::Invalid(problem, None),
         };
         match self.set_admin(&username, &password) {
-            Ok(()) => Install::Set(username.to_string()),
+            // Saved (only the backup copy lagging): the file has done its job.
+            Ok(()) | Err(CredError::BackupNotUpdated(_)) => Install::Set(username.to_string()),
             Err(CredError::Policy(p)) => Install::Invalid(p.to_string(), Some(p)),
             Err(other) => Install::StoreFailed(other),
         }
@@ -413,11 +417,14 @@ impl SetupToken {
         if !bool::from(given.as_bytes().ct_eq(record.digest.as_bytes())) {
             return Err(CredError::SetupToken(TokenProblem::Mismatch));
         }
-        store.set_admin_at(username, password, now)?;
-        // One-time: the token is gone once it has done its job. Should the delete fail, the
-        // token is still useless because an administrator now exists.
-        let _ = Self::discard(&data_dir);
-        Ok(())
+        let result = store.set_admin_at(username, password, now);
+        if store.has_admin() {
+            // One-time: the token is gone once it has done its job (also when only the backup
+            // copy could not be updated). Should the delete fail, the token is still useless
+            // because an administrator now exists.
+            let _ = Self::discard(&data_dir);
+        }
+        result
     }
 }
 

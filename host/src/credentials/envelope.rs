@@ -61,11 +61,12 @@ pub enum Damage {
     BadPayload(String),
 }
 
+/// Worded to follow "credentials.enc is …".
 impl fmt::Display for Damage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Damage::Missing => f.write_str("missing"),
-            Damage::Unreadable(e) => write!(f, "unreadable: {e}"),
+            Damage::Unreadable(e) => write!(f, "unreadable ({e})"),
             Damage::TooLarge(n) => write!(f, "too large ({n} bytes, at most {MAX_FILE_LEN})"),
             Damage::Truncated(n) => write!(
                 f,
@@ -73,12 +74,12 @@ impl fmt::Display for Damage {
                 HEADER_LEN + NONCE_LEN + TAG_LEN
             ),
             Damage::BadMagic => f.write_str("not a credential store (bad magic)"),
-            Damage::UnsupportedVersion(v) => write!(f, "unsupported format version {v}"),
-            Damage::UnsupportedAlgorithm(a) => write!(f, "unsupported algorithm {a}"),
+            Damage::UnsupportedVersion(v) => write!(f, "of unsupported format version {v}"),
+            Damage::UnsupportedAlgorithm(a) => write!(f, "of unsupported algorithm {a}"),
             Damage::AuthenticationFailed => f.write_str(
-                "authentication failed (tampered or corrupted, or encrypted under another key)",
+                "failing authentication (tampered or corrupted, or encrypted under another key)",
             ),
-            Damage::BadPayload(e) => write!(f, "invalid content: {e}"),
+            Damage::BadPayload(e) => write!(f, "invalid inside ({e})"),
         }
     }
 }
