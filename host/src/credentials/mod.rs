@@ -5,7 +5,7 @@
 //! - `credentials.key`: 32 random bytes, created on first use, refused if group/other bits are
 //!   set or if it is owned by someone else;
 //! - `credentials.enc`: the store, AES-256-GCM with a fresh random nonce per write and the
-//!   versioned header as AAD (format in [`envelope`]);
+//!   versioned header as AAD (format documented in `envelope.rs`);
 //! - `credentials.bak`: the last good copy. A damaged `credentials.enc` (bad tag, truncated,
 //!   wrong version) is restored from it and [`OpenReport`] says so; if both are bad, opening
 //!   fails with [`CredError::Unreadable`] — never a silent empty store.
