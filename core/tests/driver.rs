@@ -244,6 +244,8 @@ struct Harness {
     events: Vec<(u64, LinkEvent)>,
     tx: Vec<(u64, u8)>,
     rx_bytes: Vec<(u64, usize)>,
+    /// When the driver last received a byte.
+    last_rx: Option<u64>,
 }
 
 impl Harness {
@@ -258,6 +260,7 @@ impl Harness {
             events: vec![],
             tx: vec![],
             rx_bytes: vec![],
+            last_rx: None,
         }
     }
 
@@ -296,6 +299,7 @@ impl Harness {
             while self.ups.out.front().is_some_and(|o| o.0 <= self.now) {
                 let (_, bytes) = self.ups.out.pop_front().unwrap();
                 self.rx_bytes.push((self.now, bytes.len()));
+                self.last_rx = Some(self.now);
                 self.drv.handle_input(Instant(self.now), &bytes);
                 self.pump();
             }
@@ -306,8 +310,48 @@ impl Harness {
     }
 
     fn deliver(&mut self, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.last_rx = Some(self.now);
+        }
         self.drv.handle_input(Instant(self.now), bytes);
         self.pump();
+    }
+
+    /// Steps to an instant with no exchange in flight, nothing due, and no byte received
+    /// within `alert_quiet`: an alert delivered now is isolated.
+    fn quiet_point(&mut self) {
+        let q = self.drv.config().alert_quiet.as_millis();
+        for _ in 0..100_000 {
+            if self.ups.out.is_empty()
+                && self.last_rx.is_none_or(|t| self.now >= t + q)
+                && self.drv.poll_timeout().is_none_or(|t| t.0 > self.now)
+            {
+                return;
+            }
+            self.run_until(self.now + 1);
+        }
+        panic!("no quiet point");
+    }
+
+    /// Steps until the driver has just sent `byte`; its reply is then `ups.out.back()`.
+    fn until_sent(&mut self, byte: u8) {
+        let from = self.tx.len();
+        for _ in 0..100_000 {
+            if self.tx[from..].iter().any(|(_, b)| *b == byte) {
+                assert_eq!(self.tx.last().map(|(_, b)| *b), Some(byte));
+                return;
+            }
+            self.run_until(self.now + 1);
+        }
+        panic!("{} never sent", char::from(byte));
+    }
+
+    fn events_since(&self, t: u64) -> Vec<(u64, LinkEvent)> {
+        self.events
+            .iter()
+            .filter(|(at, _)| *at >= t)
+            .cloned()
+            .collect()
     }
 
     fn sent_since(&self, t: u64) -> Vec<(u64, u8)> {
@@ -514,7 +558,7 @@ fn alert_mid_reply() {
         .expect("status change");
     assert_eq!(
         alert_at, status_at,
-        "status changed the moment the alert arrived"
+        "the valid reply confirmed the alert: status changed as the reply completed"
     );
     // The next byte sent after the alert is a Q re-read.
     let next = h.tx.iter().find(|(t, _)| *t >= alert_at);
@@ -872,6 +916,280 @@ fn eeprom_alert_triggers_settings_refresh() {
         }));
 }
 
+const QUIET: u64 = 7;
+
+fn status_changes(ev: &[(u64, LinkEvent)]) -> Vec<(u64, Option<StatusFlags>, StatusFlags)> {
+    ev.iter()
+        .filter_map(|(t, e)| match e {
+            LinkEvent::StatusChanged { old, new } => Some((*t, *old, *new)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn alert_quiet_default_is_1_5_byte_times() {
+    assert_eq!(LinkConfig::default().alert_quiet.as_millis(), QUIET);
+    assert_eq!(LinkConfig::alert_quiet_for_baud(2400).as_millis(), 7);
+    assert_eq!(LinkConfig::alert_quiet_for_baud(9600).as_millis(), 2);
+    assert_eq!(LinkConfig::alert_quiet_for_baud(1200).as_millis(), 13);
+    assert_eq!(LinkConfig::alert_quiet_for_baud(0).as_millis(), 15_000);
+}
+
+#[test]
+fn isolated_alert_acted_on_after_quiet() {
+    let mut h = started();
+    h.run_until(20_000);
+    h.quiet_point();
+    h.ups.status = 0x10;
+    let t0 = h.now;
+    h.deliver(b"!");
+    // Held: nothing yet, and the caller is told to wake at the hold deadline.
+    assert!(h.events_since(t0).is_empty(), "{:?}", h.events_since(t0));
+    assert_eq!(h.drv.poll_timeout(), Some(Instant(t0 + QUIET)));
+    assert!(
+        h.drv.poll_transmit(Instant(t0 + 1)).is_none(),
+        "nothing sent while held"
+    );
+    h.run_until(t0 + QUIET - 1);
+    assert!(h.events_since(t0).is_empty());
+    h.run_until(t0 + 500);
+    let ev = h.events_since(t0);
+    assert_eq!(
+        ev.first(),
+        Some(&(t0 + QUIET, LinkEvent::Alert(Alert::LineFail)))
+    );
+    assert_eq!(
+        status_changes(&ev),
+        [(t0 + QUIET, Some(StatusFlags::OL), StatusFlags::OB)]
+    );
+    // Then the Q re-read, at once.
+    assert_eq!(h.sent_since(t0).first(), Some(&(t0 + QUIET, b'Q')));
+    assert_eq!(h.drv.snapshot().noise_alerts, 0);
+    assert_eq!(h.drv.snapshot().status.unwrap().value, StatusFlags::OB);
+}
+
+#[test]
+fn handle_input_after_the_deadline_settles_first() {
+    // A caller that did not wake at poll_timeout: the hold is settled (confirmed) before
+    // the later bytes are looked at.
+    let mut h = started();
+    h.run_until(20_000);
+    h.quiet_point();
+    let t0 = h.now;
+    h.drv.handle_input(Instant(t0), b"%");
+    h.now = t0 + 50;
+    h.drv.handle_input(Instant(t0 + 50), b"x");
+    h.pump();
+    let ev = h.events_since(t0);
+    assert!(
+        ev.contains(&(t0 + 50, LinkEvent::Alert(Alert::LowBattery))),
+        "{ev:?}"
+    );
+    assert_eq!(h.drv.snapshot().noise_alerts, 0);
+    assert!(
+        h.drv
+            .snapshot()
+            .status
+            .unwrap()
+            .value
+            .contains(StatusFlags::LB)
+    );
+}
+
+#[test]
+fn alert_next_to_another_byte_is_noise() {
+    // (UPS status, bytes with their delay): an alert with a stranger byte 2 ms after it, or
+    // 3 ms before it; whether or not the UPS really changed state.
+    for (ups_status, script) in [
+        (0x08, &[(0u64, &b"!"[..]), (2, b"\x8e")][..]),
+        (0x10, &[(0, &b"!"[..]), (2, b"\x8e")][..]),
+        (0x08, &[(0, &b"q"[..]), (3, b"!")][..]),
+        (0x08, &[(0, &b"?"[..]), (1, b"\r\n")][..]),
+        (0x08, &[(0, &b"x!y"[..])][..]),
+    ] {
+        let mut h = started();
+        h.run_until(20_000);
+        h.quiet_point();
+        h.ups.status = ups_status;
+        let t0 = h.now;
+        let mut t = t0;
+        for (dt, bytes) in script {
+            h.run_until(t + dt);
+            t = h.now;
+            h.deliver(bytes);
+        }
+        let last = t;
+        h.run_until(t0 + 500);
+        let ev = h.events_since(t0);
+        assert!(
+            !ev.iter().any(|(_, e)| matches!(e, LinkEvent::Alert(_))),
+            "{ev:?}"
+        );
+        assert!(ev.contains(&(last + QUIET, LinkEvent::LineNoise { alerts: 1 })));
+        assert_eq!(h.drv.snapshot().noise_alerts, 1);
+        assert!(h.drv.snapshot().garbage_bytes >= 1);
+        // Q at once after the burst, and the status follows its reply, not the alert.
+        assert_eq!(h.sent_since(t0).first(), Some(&(last + QUIET, b'Q')));
+        let changes = status_changes(&ev);
+        if ups_status == 0x10 {
+            assert_eq!(
+                changes,
+                [(last + QUIET + 20, Some(StatusFlags::OL), StatusFlags::OB)]
+            );
+        } else {
+            assert!(changes.is_empty(), "{changes:?}");
+        }
+    }
+}
+
+#[test]
+fn repeated_alert_is_one_alert() {
+    // `!!!` in one read, and `!` `!` 3 ms apart: one alert each time. `!!$` is noise.
+    for script in [&[&b"!!!"[..]][..], &[&b"!"[..], &b"!"[..]][..]] {
+        let mut h = started();
+        h.run_until(20_000);
+        h.quiet_point();
+        h.ups.status = 0x10;
+        let t0 = h.now;
+        for (i, bytes) in script.iter().enumerate() {
+            h.run_until(t0 + 3 * i as u64);
+            h.deliver(bytes);
+        }
+        let last = t0 + 3 * (script.len() as u64 - 1);
+        h.run_until(t0 + 500);
+        let ev = h.events_since(t0);
+        assert_eq!(
+            h.count_events(|e| *e == LinkEvent::Alert(Alert::LineFail)),
+            1
+        );
+        assert_eq!(
+            status_changes(&ev),
+            [(last + QUIET, Some(StatusFlags::OL), StatusFlags::OB)]
+        );
+        assert_eq!(h.drv.snapshot().noise_alerts, 0);
+    }
+    let mut h = started();
+    h.run_until(20_000);
+    h.quiet_point();
+    let t0 = h.now;
+    h.deliver(b"!!$");
+    h.run_until(t0 + 500);
+    assert!(status_changes(&h.events_since(t0)).is_empty());
+    assert_eq!(h.drv.snapshot().noise_alerts, 3);
+    assert!(
+        h.events_since(t0)
+            .contains(&(t0 + QUIET, LinkEvent::LineNoise { alerts: 3 }))
+    );
+}
+
+#[test]
+fn alert_right_before_valid_reply_is_confirmed() {
+    let mut h = started();
+    h.run_until(20_000);
+    h.until_sent(b'Q');
+    let t0 = h.now;
+    h.ups.status = 0x10;
+    let (at, reply) = h.ups.out.back_mut().unwrap();
+    *reply = b"!10\r\n".to_vec();
+    let at = *at;
+    h.run_until(t0 + 500);
+    let ev = h.events_since(t0);
+    assert_eq!(
+        ev.iter()
+            .filter(|(_, e)| matches!(e, LinkEvent::Alert(_)))
+            .collect::<Vec<_>>(),
+        [&(at, LinkEvent::Alert(Alert::LineFail))]
+    );
+    assert_eq!(
+        status_changes(&ev),
+        [(at, Some(StatusFlags::OL), StatusFlags::OB)]
+    );
+    assert_eq!(h.drv.snapshot().noise_alerts, 0);
+    // The Q re-read still follows.
+    assert_eq!(h.sent_since(at).first(), Some(&(at, b'Q')));
+}
+
+#[test]
+fn alert_inside_garbage_reply_is_noise() {
+    // Unparsable reply: noise when the line completes. Garbage line (control byte): the line
+    // is dropped, so noise when the reply times out.
+    for (garbage, noise_after) in [(&b"Z!Z\r\n"[..], 20), (b"1\x01!\r\n", 1_000)] {
+        let mut h = started();
+        h.run_until(20_000);
+        h.until_sent(b'Q');
+        let t0 = h.now;
+        h.ups.out.back_mut().unwrap().1 = garbage.to_vec();
+        h.run_until(t0 + 2_000);
+        let ev = h.events_since(t0);
+        assert!(
+            !ev.iter().any(|(_, e)| matches!(e, LinkEvent::Alert(_))),
+            "{ev:?}"
+        );
+        assert!(status_changes(&ev).is_empty(), "{ev:?}");
+        assert!(ev.contains(&(t0 + noise_after, LinkEvent::LineNoise { alerts: 1 })));
+        assert_eq!(h.drv.snapshot().noise_alerts, 1);
+        assert_eq!(
+            h.sent_since(t0 + 1).first(),
+            Some(&(t0 + noise_after, b'Q'))
+        );
+        assert_eq!(h.drv.snapshot().comm, CommState::Established);
+    }
+}
+
+#[test]
+fn star_still_acknowledges_shutdown() {
+    let mut h = started();
+    let t0 = h.now;
+    let from = h.tx.len();
+    let id = h.request(UpsRequest::ShutdownStayOff);
+    while h.tx[from..].iter().filter(|(_, b)| *b == b'K').count() < 2 {
+        h.run_until(h.now + 1);
+    }
+    assert_eq!(h.tx.last().map(|(_, b)| *b), Some(b'K'));
+    let (at, reply) = h.ups.out.back_mut().unwrap();
+    *reply = b"*".to_vec();
+    let at = *at;
+    h.run_until(h.now + 3_000);
+    assert_eq!(h.result_of(id), Some((at, RequestResult::Done)));
+    assert!(
+        h.events_since(t0)
+            .contains(&(at, LinkEvent::Alert(Alert::AboutToTurnOff)))
+    );
+    assert_eq!(h.drv.snapshot().noise_alerts, 0);
+}
+
+#[test]
+fn zero_quiet_disables_the_filter() {
+    let cfg = LinkConfig {
+        alert_quiet: upsguard_core::time::Duration::ZERO,
+        ..LinkConfig::default()
+    };
+    let mut h = Harness::with(cfg);
+    h.run_until(20_000);
+    h.quiet_point();
+    let t0 = h.now;
+    h.deliver(b"x!");
+    assert!(
+        h.events_since(t0)
+            .contains(&(t0, LinkEvent::Alert(Alert::LineFail)))
+    );
+}
+
+/// The status byte a consistent UPS reports after sending `alert`.
+fn ups_after(status: u8, alert: u8) -> u8 {
+    match alert {
+        b'!' => (status | 0x10) & !0x08,
+        b'$' => (status | 0x08) & !0x10,
+        b'%' => status | 0x40,
+        b'+' => status & !0x40,
+        b'?' => status | 0x20,
+        b'=' => status & !0x20,
+        b'#' => status | 0x80,
+        _ => status,
+    }
+}
+
 mod props {
     use super::*;
     use proptest::prelude::*;
@@ -915,8 +1233,77 @@ mod props {
             }
         }
 
-        /// A real conversation with garbage and alerts sprinkled in: never panics, alerts
-        /// all surface as events.
+        /// Every isolated alert byte (quiet line on both sides, no exchange in flight) is
+        /// acted on exactly once, `alert_quiet` after it arrived, and the status follows it.
+        #[test]
+        fn isolated_alerts_acted_on_exactly_once(
+            alerts in prop::collection::vec(
+                (0u64..3000, prop::sample::select(&b"!$%+?=#"[..])),
+                1..10,
+            )
+        ) {
+            let mut h = started();
+            let mut want = Vec::new();
+            for (gap, a) in alerts {
+                h.run_until(h.now + gap);
+                h.quiet_point();
+                h.ups.status = ups_after(h.ups.status, a);
+                want.push((h.now + QUIET, LinkEvent::Alert(Alert::from_byte(a).unwrap())));
+                h.deliver(&[a]);
+                h.run_until(h.now + QUIET);
+                let flags = StatusFlags::parse(format!("{:02X}", h.ups.status).as_bytes()).unwrap();
+                prop_assert_eq!(h.drv.snapshot().status.unwrap().value, flags);
+            }
+            h.run_until(h.now + 2_000);
+            let got: Vec<_> = h
+                .events
+                .iter()
+                .filter(|(_, e)| matches!(e, LinkEvent::Alert(_)))
+                .cloned()
+                .collect();
+            prop_assert_eq!(got, want);
+            prop_assert_eq!(h.drv.snapshot().noise_alerts, 0);
+        }
+
+        /// A random burst (arriving in a few reads ≤ 3 ms apart) on an idle line never
+        /// changes the status: every alert in it is noise, and `Q` (which still says on
+        /// line) decides.
+        #[test]
+        fn alerts_in_a_burst_never_change_status(
+            burst in prop::collection::vec(any::<u8>(), 200)
+                .prop_filter("contains an alert and another byte", |b| {
+                    b.iter().any(|x| Alert::from_byte(*x).is_some())
+                        && b.iter().any(|x| *x != b[0])
+                }),
+            cuts in prop::collection::vec((1usize..200, 0u64..=3), 0..8),
+        ) {
+            let mut h = started();
+            h.run_until(20_000);
+            h.quiet_point();
+            let t0 = h.now;
+            let mut cuts = cuts;
+            cuts.sort();
+            let mut from = 0;
+            for (to, dt) in cuts.into_iter().chain([(200, 0)]) {
+                if to <= from { continue; }
+                h.deliver(&burst[from..to]);
+                from = to;
+                h.run_until(h.now + dt);
+            }
+            h.run_until(t0 + 3_000);
+            let ev = h.events_since(t0);
+            prop_assert!(!ev.iter().any(|(_, e)| matches!(e, LinkEvent::Alert(_) | LinkEvent::StatusChanged { .. })), "{:?}", ev);
+            let n_alerts = burst.iter().filter(|b| Alert::from_byte(**b).is_some()).count();
+            prop_assert_eq!(h.drv.snapshot().noise_alerts as usize, n_alerts);
+            prop_assert_eq!(h.drv.snapshot().garbage_bytes as usize, 200 - n_alerts);
+            prop_assert_eq!(h.count_events(|e| matches!(e, LinkEvent::LineNoise { .. })), 1);
+            prop_assert!(h.sent_since(t0).first().is_some_and(|(_, b)| *b == b'Q'));
+            prop_assert_eq!(h.drv.snapshot().status.unwrap().value, StatusFlags::OL);
+            prop_assert_eq!(h.drv.snapshot().comm, CommState::Established);
+        }
+
+        /// A real conversation with garbage and alerts sprinkled in: never panics, and no
+        /// more alerts surface than were sent.
         #[test]
         fn noisy_ups(noise in prop::collection::vec((0u64..200_000, prop::sample::select(&b"!$%+#?=xZ\x00\x01\xff\r\n"[..])), 0..40)) {
             let mut h = Harness::new();

@@ -39,6 +39,24 @@ pub struct LinkConfig {
     pub baud: u32,
     /// Share of the UPS→host line that polling may use, in percent (default 10).
     pub max_line_busy_percent: u8,
+    /// How long the line must be quiet on *both* sides of an alert byte for the driver to act
+    /// on it. A UPS sends an alert as a lone byte on an idle line (ups-link-protocol.md §3.2);
+    /// line noise comes in bursts. An alert with another received byte within this window
+    /// before or after it (or in the same `handle_input` call) is counted as line noise and
+    /// answered with an immediate `Q` re-read instead; a run of the same alert byte (`!!`)
+    /// counts as one alert. During an exchange, alerts wait for the reply line instead: a
+    /// valid reply confirms them, a garbage reply or a timeout makes them noise.
+    ///
+    /// Default: [`Self::alert_quiet_for_baud`]`(baud)` = 1.5 byte times, rounded up to whole
+    /// ms. 8N1 costs 10 bit times per byte, so at 2400 baud one byte takes 10 / 2400 s =
+    /// 4.17 ms and 1.5 bytes take 6.25 ms → **7 ms**. That is longer than the gap between two
+    /// back-to-back bytes of a burst (≤ 1 byte time) plus some read jitter, and short enough
+    /// for the latency target: a genuine power-fail alert must be a logged event within
+    /// **10 ms** (p99), which leaves 3 ms after the 7 ms hold for the read, the wake-up at
+    /// [`super::LinkDriver::poll_timeout`] and the event log. (Waiting for a confirming `Q`
+    /// instead would cost ≥ 5 byte times ≈ 21 ms.) `Duration::ZERO` disables the filter:
+    /// every alert is acted on the moment its byte arrives.
+    pub alert_quiet: Duration,
 }
 
 impl Default for LinkConfig {
@@ -58,11 +76,19 @@ impl Default for LinkConfig {
             double_send_gap: Duration::from_millis(1500),
             baud: 2400,
             max_line_busy_percent: 10,
+            alert_quiet: Self::alert_quiet_for_baud(2400),
         }
     }
 }
 
 impl LinkConfig {
+    /// 1.5 byte times at `baud` (8N1: 15 bit times), rounded up to whole ms: 7 ms at 2400
+    /// baud, 2 ms at 9600. See [`Self::alert_quiet`].
+    pub const fn alert_quiet_for_baud(baud: u32) -> Duration {
+        let baud = if baud == 0 { 1 } else { baud as u64 };
+        Duration::from_millis(15_000u64.div_ceil(baud))
+    }
+
     pub fn pacing(&self) -> Pacing {
         let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
         Pacing {

@@ -22,6 +22,11 @@ const FRAME_BUF: usize = 256;
 const EVENT_CAP: usize = 64;
 const QUEUE_CAP: usize = 8;
 const INITIAL_BACKOFF: Duration = Duration::from_millis(1000);
+/// Distinct alerts held at once; more than that in one group is line noise.
+const HELD_CAP: usize = 4;
+/// An idle-line hold that keeps being extended by a continuous burst is closed after this, so
+/// a noisy line cannot hold up polling for longer.
+const MAX_HOLD: Duration = Duration::from_millis(500);
 
 /// Measurements rotated within the byte budget, with their expected reply length including
 /// CR LF (see [`LinkConfig::reply_budget_bytes_per_sec`] for the arithmetic). Most useful first.
@@ -125,6 +130,41 @@ impl Exchange {
     }
 }
 
+/// Alert bytes waiting for the line-noise check (see [`LinkConfig::alert_quiet`]).
+#[derive(Debug, Clone)]
+struct Held {
+    /// Distinct alerts in arrival order (runs of the same alert collapsed).
+    alerts: heapless::Vec<Alert, HELD_CAP>,
+    /// Alert bytes in the group, repeats included.
+    count: u32,
+    /// Already known to be line noise (other bytes around it, or too many alerts).
+    noise: bool,
+    /// `Some`: held on an idle line until this instant; `None`: held until the reply of the
+    /// exchange in flight.
+    deadline: Option<Instant>,
+    /// When the group's first byte arrived.
+    started: Instant,
+}
+
+impl Held {
+    fn new(deadline: Option<Instant>, started: Instant) -> Self {
+        Held {
+            alerts: heapless::Vec::new(),
+            count: 0,
+            noise: false,
+            deadline,
+            started,
+        }
+    }
+
+    fn add(&mut self, a: Alert) {
+        self.count = self.count.saturating_add(1);
+        if self.alerts.last() != Some(&a) && self.alerts.push(a).is_err() {
+            self.noise = true;
+        }
+    }
+}
+
 enum Plan {
     Now(Command, Purpose),
     StartRequest,
@@ -171,6 +211,12 @@ struct State {
     queue: Deque<(RequestId, UpsRequest), QUEUE_CAP>,
     active: Option<Active>,
     next_id: u32,
+    /// Alerts not yet acted on (line-noise check).
+    held: Option<Held>,
+    /// When the last byte was received.
+    last_rx_at: Option<Instant>,
+    /// Set while an exchange completes: whether its reply was valid (confirms held alerts).
+    reply_ok: bool,
 }
 
 impl LinkDriver {
@@ -207,6 +253,9 @@ impl LinkDriver {
                 queue: Deque::new(),
                 active: None,
                 next_id: 1,
+                held: None,
+                last_rx_at: None,
+                reply_ok: false,
             },
         }
     }
@@ -215,16 +264,25 @@ impl LinkDriver {
         &self.s.cfg
     }
 
-    /// Feeds received bytes. Alerts become events (and status changes) immediately.
+    /// Feeds received bytes. Alerts are held for the line-noise check
+    /// ([`LinkConfig::alert_quiet`]); all bytes of one call count as one burst.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
         let now = self.s.observe(now);
+        // A hold whose quiet time has passed is settled before these (later) bytes.
+        self.s.settle_hold(now);
         for &b in bytes {
             match self.framer.push(b) {
                 Some(FrameEvent::Alert(a)) => self.s.on_alert(now, a),
-                Some(FrameEvent::Line(l)) => self.s.on_line(now, l),
-                Some(FrameEvent::Error(e)) => debug!("framer: {}", e),
-                None => {}
+                ev => {
+                    self.s.on_other_byte(now);
+                    match ev {
+                        Some(FrameEvent::Line(l)) => self.s.on_line(now, l),
+                        Some(FrameEvent::Error(e)) => debug!("framer: {}", e),
+                        _ => {}
+                    }
+                }
             }
+            self.s.last_rx_at = Some(now);
             self.sync_framer();
         }
         self.s.flush_updated();
@@ -243,7 +301,9 @@ impl LinkDriver {
         self.s.next_bytes(now)
     }
 
-    /// The next instant at which [`Self::handle_timeout`] (or `poll_transmit`) has work.
+    /// The next instant at which [`Self::handle_timeout`] (or `poll_transmit`) has work. While
+    /// an alert is held on an idle line this is the end of its hold
+    /// ([`LinkConfig::alert_quiet`]): wake then, or the alert is acted on late.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.s.poll_timeout()
     }
@@ -437,6 +497,10 @@ impl State {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
+        if let Some(d) = self.idle_hold() {
+            // Nothing is sent while an alert is held on an idle line.
+            return Some(d);
+        }
         if let Some(ex) = &self.ex {
             return if ex.unsent() {
                 Some(ex.next_at)
@@ -452,6 +516,10 @@ impl State {
     }
 
     fn drive(&mut self, now: Instant) {
+        self.settle_hold(now);
+        if self.idle_hold().is_some() {
+            return;
+        }
         if self
             .ex
             .as_ref()
@@ -513,6 +581,9 @@ impl State {
     }
 
     fn next_bytes(&mut self, now: Instant) -> Option<Transmit> {
+        if self.idle_hold().is_some() {
+            return None;
+        }
         let timeout = self.ex.as_ref().map(|ex| self.timeout_for(ex.cmd))?;
         let ex = self.ex.as_mut()?;
         if !ex.unsent() || ex.next_at > now {
@@ -556,7 +627,125 @@ impl State {
         self.complete(now, Outcome::Line(line));
     }
 
+    // ---------------------------------------------------------------- alerts and line noise
+
+    /// Whether a reply is expected: our command (or its first byte) has gone out.
+    fn reply_expected(&self) -> bool {
+        self.ex.as_ref().is_some_and(|ex| ex.sent > 0)
+    }
+
+    /// The deadline of an alert held on an idle line, if any.
+    fn idle_hold(&self) -> Option<Instant> {
+        self.held.as_ref().and_then(|h| h.deadline)
+    }
+
+    /// An alert byte arrived.
     fn on_alert(&mut self, now: Instant, alert: Alert) {
+        // Alerts that double as the acknowledgement end the exchange at once, as before.
+        if self.alert_acks(alert) {
+            self.act_on_alert(now, alert);
+            self.complete(now, Outcome::AlertAck);
+            return;
+        }
+        let quiet = self.cfg.alert_quiet;
+        if quiet == Duration::ZERO {
+            self.act_on_alert(now, alert);
+            return;
+        }
+        if self.reply_expected() {
+            // Held until the reply line: a valid reply confirms it.
+            let h = self.held.get_or_insert_with(|| Held::new(None, now));
+            h.add(alert);
+            return;
+        }
+        let deadline = |started: Instant| (now + quiet).min(started + MAX_HOLD.max(quiet));
+        match &mut self.held {
+            Some(h) => {
+                // Within the window of the held group: only a run of the same alert is
+                // still an alert.
+                if h.alerts.iter().any(|a| *a != alert) {
+                    h.noise = true;
+                }
+                h.add(alert);
+                if h.deadline.is_some() {
+                    h.deadline = Some(deadline(h.started));
+                }
+            }
+            None => {
+                let quiet_before = self
+                    .last_rx_at
+                    .is_none_or(|t| now.saturating_since(t) >= quiet);
+                let mut h = Held::new(Some(deadline(now)), now);
+                h.noise = !quiet_before;
+                h.add(alert);
+                self.held = Some(h);
+            }
+        }
+    }
+
+    /// A byte that is not an alert arrived (part of a line, CR, LF, NUL, garbage).
+    fn on_other_byte(&mut self, now: Instant) {
+        if !self.reply_expected() {
+            self.snap.garbage_bytes = self.snap.garbage_bytes.saturating_add(1);
+        }
+        if let Some(h) = &mut self.held
+            && let Some(d) = h.deadline
+        {
+            // Next to a held alert on an idle line: the alert was line noise.
+            h.noise = true;
+            let quiet = self.cfg.alert_quiet;
+            h.deadline = Some(d.max((now + quiet).min(h.started + MAX_HOLD.max(quiet))));
+        }
+    }
+
+    /// Resolves the held alerts once their time has come: an idle-line hold at its deadline,
+    /// an exchange hold whose exchange went away without a reply (reset, close).
+    fn settle_hold(&mut self, now: Instant) {
+        let due = match &self.held {
+            None => false,
+            Some(h) => match h.deadline {
+                Some(d) => now >= d,
+                None => !self.reply_expected(),
+            },
+        };
+        if due && let Some(h) = self.held.take() {
+            let confirmed = h.deadline.is_some();
+            self.resolve_held(now, h, confirmed);
+        }
+    }
+
+    /// Acts on the held alerts if `confirmed` (and not known to be noise), else counts them
+    /// as line noise and re-reads the status.
+    fn resolve_held(&mut self, now: Instant, h: Held, confirmed: bool) {
+        if confirmed && !h.noise {
+            for a in h.alerts {
+                self.act_on_alert(now, a);
+            }
+            return;
+        }
+        debug!("{} alert byte(s) discarded as line noise", h.count);
+        self.snap.noise_alerts = self.snap.noise_alerts.saturating_add(h.count);
+        self.emit(LinkEvent::LineNoise { alerts: h.count });
+        // A genuine change hidden in the burst still shows in the status register.
+        self.status_urgent = true;
+    }
+
+    /// Whether `alert` is the acknowledgement of the request exchange in flight.
+    fn alert_acks(&self, alert: Alert) -> bool {
+        let Some(ex) = &self.ex else { return false };
+        if ex.purpose != Purpose::Request || ex.unsent() || ex.sent == 0 {
+            return false;
+        }
+        let kind = ex.cmd.reply_kind();
+        match alert {
+            Alert::AboutToTurnOff => matches!(kind, ReplyKind::Ack | ReplyKind::OptionalAck),
+            Alert::LineFail | Alert::LineRestored => kind == ReplyKind::AckOrAlert,
+            _ => false,
+        }
+    }
+
+    /// A confirmed alert: event, status flags, and a `Q` re-read to confirm.
+    fn act_on_alert(&mut self, now: Instant, alert: Alert) {
         self.emit(LinkEvent::Alert(alert));
         let mut flags = self.snap.status.map_or(StatusFlags::EMPTY, |s| s.value);
         let before = flags;
@@ -592,22 +781,6 @@ impl State {
             // Confirm with a fresh Q as soon as the current exchange is over.
             self.status_urgent = true;
         }
-        // Alerts that double as acknowledgements.
-        if let Some(ex) = &self.ex
-            && ex.purpose == Purpose::Request
-            && !ex.unsent()
-            && ex.sent > 0
-        {
-            let kind = ex.cmd.reply_kind();
-            let acks = match alert {
-                Alert::AboutToTurnOff => matches!(kind, ReplyKind::Ack | ReplyKind::OptionalAck),
-                Alert::LineFail | Alert::LineRestored => kind == ReplyKind::AckOrAlert,
-                _ => false,
-            };
-            if acks {
-                self.complete(now, Outcome::AlertAck);
-            }
-        }
     }
 
     fn set_status(&mut self, now: Instant, new: StatusFlags) {
@@ -626,6 +799,18 @@ impl State {
     fn complete(&mut self, now: Instant, outcome: Outcome<'_>) {
         let Some(ex) = self.ex.take() else { return };
         self.framer_mode = FramerMode::Normal;
+        // Alerts held for this exchange: confirmed by a valid reply, noise otherwise. The
+        // paths below clear `reply_ok` when the line does not parse.
+        let held = self.held.take_if(|h| h.deadline.is_none());
+        self.reply_ok = matches!(outcome, Outcome::Line(_) | Outcome::AlertAck);
+        self.dispatch(now, ex, outcome);
+        if let Some(h) = held {
+            let ok = self.reply_ok;
+            self.resolve_held(now, h, ok);
+        }
+    }
+
+    fn dispatch(&mut self, now: Instant, ex: Exchange, outcome: Outcome<'_>) {
         if matches!(ex.cmd, Command::ProtocolInfo | Command::Capabilities) {
             // Alert bytes were kept inside these replies; re-read the status to catch them.
             self.status_urgent = true;
@@ -667,6 +852,7 @@ impl State {
                 }
             }
             Err(_) => {
+                self.reply_ok = false;
                 // Wrong format: a late or corrupted reply, or a unit-specific value. The UPS
                 // is talking, so this is not a link failure; it is not retried either (the
                 // next poll reads it again). Counting it could turn one odd variable into an
@@ -808,6 +994,9 @@ impl State {
     fn reset(&mut self, now: Instant) {
         self.ex = None;
         self.retry = None;
+        // The port was reopened: bytes from before say nothing about the new line.
+        self.held = None;
+        self.last_rx_at = None;
         if let Some(a) = self.active.take() {
             self.emit(LinkEvent::RequestDone {
                 id: a.id,
@@ -1125,10 +1314,21 @@ impl State {
             self.failures = 0;
             if a.is_status_query() || a.is_var_query() {
                 // The reply is real data: keep the snapshot current too.
-                let _ = self.apply(now, cmd, l);
+                if let Err(ParseError::Invalid | ParseError::Overflow | ParseError::Empty) =
+                    self.apply(now, cmd, l)
+                {
+                    self.reply_ok = false;
+                }
             }
         }
-        match a.advance(outcome) {
+        let step = a.advance(outcome);
+        if matches!(
+            step,
+            Step::Finished(RequestResult::Failed(RequestFailure::UnexpectedReply))
+        ) {
+            self.reply_ok = false;
+        }
+        match step {
             Step::Continue if self.phase == Phase::Closing => {
                 self.finish_request(now, a, RequestResult::Failed(RequestFailure::Closed));
             }

@@ -17,8 +17,9 @@
 //! Behaviour: `Y`→`SM` handshake with retries and backoff; discovery (`a`, then only the
 //! commands the UPS lists); `Q` every `status_interval`; measurements rotated within a byte
 //! budget ([`LinkConfig::reply_budget_bytes_per_sec`]); settings refreshed every
-//! `slow_poll_interval`; alerts acted on the moment their byte arrives; one exchange at a
-//! time, paced multi-byte commands with nothing else sent in between.
+//! `slow_poll_interval`; alerts acted on once the line has been quiet around them for
+//! [`LinkConfig::alert_quiet`] (line noise is counted and answered with a `Q` re-read); one
+//! exchange at a time, paced multi-byte commands with nothing else sent in between.
 
 mod config;
 mod driver;
@@ -52,8 +53,16 @@ pub enum LinkEvent {
     CommEstablished,
     /// No valid replies (after the retries); reported once per outage.
     CommLost,
-    /// An alert byte arrived (reported at once, before any status re-read).
+    /// An alert was confirmed: its byte had a quiet line on both sides (reported
+    /// [`LinkConfig::alert_quiet`] after it arrived), or it came right before a valid reply.
+    /// Reported before any status re-read.
     Alert(Alert),
+    /// Alert bytes were discarded as line noise (coalesced: one per burst); a `Q` re-read
+    /// follows, so a real change hidden in the burst is still seen.
+    LineNoise {
+        /// Alert bytes in the burst (also summed in [`UpsSnapshot::noise_alerts`]).
+        alerts: u32,
+    },
     /// The status flags changed (from `Q` or from an alert).
     StatusChanged {
         old: Option<StatusFlags>,

@@ -146,4 +146,8 @@ pub struct UpsSnapshot {
     pub registers: Registers,
     /// Events that could not be queued because the caller did not drain them.
     pub events_dropped: u32,
+    /// Alert bytes discarded as line noise (see [`super::LinkConfig::alert_quiet`]).
+    pub noise_alerts: u32,
+    /// Non-alert bytes that arrived while no reply was expected (line noise, late replies).
+    pub garbage_bytes: u32,
 }
