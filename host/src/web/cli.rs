@@ -58,10 +58,10 @@ pub struct ImportArgs {
     #[arg(long, conflicts_with_all = ["cert", "key"], value_name = "FILE")]
     pub pkcs12: Option<PathBuf>,
     /// Read the keystore password from the first line of standard input.
-    #[arg(long, requires = "pkcs12", conflicts_with = "password_file")]
+    #[arg(long, conflicts_with_all = ["cert", "key", "password_file"])]
     pub password_stdin: bool,
     /// Read the keystore password from the first line of this file.
-    #[arg(long, requires = "pkcs12", value_name = "FILE")]
+    #[arg(long, conflicts_with_all = ["cert", "key"], value_name = "FILE")]
     pub password_file: Option<PathBuf>,
 }
 
@@ -140,4 +140,50 @@ fn import(dir: &Path, imp: &ImportArgs) -> Result<cert::CertInfo, CertError> {
 
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Debug, Parser)]
+    struct T {
+        #[command(flatten)]
+        cert: CertArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<T, clap::Error> {
+        T::try_parse_from(std::iter::once("t").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn argument_rules() {
+        T::command().debug_assert();
+        assert!(parse(&["import", "--cert", "c", "--key", "k"]).is_ok());
+        assert!(parse(&["import", "--pkcs12", "p", "--password-stdin"]).is_ok());
+        assert!(parse(&["import", "--cert", "c"]).is_err());
+        assert!(parse(&["import"]).is_err());
+        assert!(parse(&["import", "--pkcs12", "p", "--cert", "c", "--key", "k"]).is_err());
+        assert!(parse(&["import", "--cert", "c", "--key", "k", "--password-stdin"]).is_err());
+    }
+
+    #[test]
+    fn generate_show_csr_through_the_cli() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let out = dir.path().join("req.csr");
+        for args in [
+            vec!["--data-dir", d, "generate"],
+            vec!["--data-dir", d, "show", "--json"],
+            vec!["--data-dir", d, "csr", "--out", out.to_str().unwrap()],
+        ] {
+            let t = parse(&args).unwrap();
+            run(&t.cert).unwrap();
+        }
+        let csr = std::fs::read_to_string(&out).unwrap();
+        assert!(csr.starts_with("-----BEGIN CERTIFICATE REQUEST-----"));
+        let t = parse(&["--data-dir", "/nonexistent/upsguard", "show"]).unwrap();
+        assert!(run(&t.cert).is_err());
+    }
 }
