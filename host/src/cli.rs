@@ -113,6 +113,9 @@ pub fn config_set(file: &Path, section: &str, key: &str, value: &str) -> Result<
     let mut cfg = loaded.config;
     cfg.set(section, key, value).map_err(|e| e.to_string())?;
     cfg.save(file, &backup).map_err(|e| e.to_string())?;
-    println!("[{section}] {key} updated in {}; send SIGHUP to the service to apply it", file.display());
+    println!(
+        "[{section}] {key} updated in {}; send SIGHUP to the service to apply it",
+        file.display()
+    );
     Ok(())
 }

@@ -164,8 +164,14 @@ mod tests {
 
     #[test]
     fn flag_modes() {
-        assert_eq!(request_from_flag("mode=return\n"), Some(UpsRequest::KillPower));
-        assert_eq!(request_from_flag("mode=stay_off"), Some(UpsRequest::ShutdownStayOff));
+        assert_eq!(
+            request_from_flag("mode=return\n"),
+            Some(UpsRequest::KillPower)
+        );
+        assert_eq!(
+            request_from_flag("mode=stay_off"),
+            Some(UpsRequest::ShutdownStayOff)
+        );
         assert_eq!(
             request_from_flag("mode=sleep:15"),
             Some(UpsRequest::ShutdownReturn { tenths_of_hour: 15 })

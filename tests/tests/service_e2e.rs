@@ -109,9 +109,9 @@ impl Rig {
     }
 
     fn has_event(&self, id: &str, state: Option<&str>) -> Option<Value> {
-        self.events().into_iter().find(|e| {
-            e["id"] == id && state.is_none_or(|s| e["state"] == s)
-        })
+        self.events()
+            .into_iter()
+            .find(|e| e["id"] == id && state.is_none_or(|s| e["state"] == s))
     }
 
     fn count(&self, id: &str) -> usize {
@@ -119,7 +119,9 @@ impl Rig {
     }
 
     fn wait_event(&mut self, id: &str, timeout: Duration) -> Value {
-        match wait_for(timeout, Duration::from_millis(50), || self.has_event(id, None)) {
+        match wait_for(timeout, Duration::from_millis(50), || {
+            self.has_event(id, None)
+        }) {
             Some(v) => v,
             None => panic!("no {id} event within {timeout:?}\n{}", self.logs()),
         }
@@ -172,9 +174,7 @@ fn ini(extra: &str) -> String {
     } else {
         "\n[Shutdown]\nos_shutdown_command = /bin/true\n"
     };
-    format!(
-        "[Communication]\npoll_interval_ms = 500\nreply_timeout_ms = 1000\n\n{extra}\n{safe}"
-    )
+    format!("[Communication]\npoll_interval_ms = 500\nreply_timeout_ms = 1000\n\n{extra}\n{safe}")
 }
 
 fn parse_ts(v: &Value) -> time::OffsetDateTime {
@@ -192,17 +192,24 @@ fn short_outage_runs_command_file_and_no_shutdown() {
     let mut rig = Rig::new(
         "short",
         1,
-        &ini("[Shutdown]\npolicy = low_battery\nos_shutdown_command = /bin/false\n\n[Events]\non_battery = log, command_file:onbatt.sh:10\n"),
+        &ini(
+            "[Shutdown]\npolicy = low_battery\nos_shutdown_command = /bin/false\n\n[Events]\non_battery = log, command_file:onbatt.sh:10\n",
+        ),
     );
     let envfile = rig.dir.join("onbatt.env");
-    rig.cmdfile("onbatt.sh", &format!("env | grep '^UPSGUARD_' | sort > {}", envfile.display()));
+    rig.cmdfile(
+        "onbatt.sh",
+        &format!("env | grep '^UPSGUARD_' | sort > {}", envfile.display()),
+    );
     rig.start_service();
 
     rig.ctl.ok("mains off");
     let ob = rig.wait_event_state("on_battery", "active", Duration::from_secs(5));
     assert_eq!(ob["severity"], "warning");
     let env = wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
-        std::fs::read_to_string(&envfile).ok().filter(|s| !s.is_empty())
+        std::fs::read_to_string(&envfile)
+            .ok()
+            .filter(|s| !s.is_empty())
     })
     .unwrap_or_else(|| panic!("command file did not run\n{}", rig.logs()));
     assert!(env.contains("UPSGUARD_EVENT=on_battery"), "{env}");
@@ -211,8 +218,14 @@ fn short_outage_runs_command_file_and_no_shutdown() {
     assert!(env.contains("UPSGUARD_MODEL=SMART-UPS 1000"), "{env}");
     assert!(env.contains("UPSGUARD_SERIAL=AS0123456789"), "{env}");
     assert!(env.contains("UPSGUARD_DURATION_S=10"), "{env}");
-    assert!(env.lines().any(|l| l.starts_with("UPSGUARD_CHARGE=")), "{env}");
-    assert!(env.lines().any(|l| l.starts_with("UPSGUARD_RUNTIME_S=")), "{env}");
+    assert!(
+        env.lines().any(|l| l.starts_with("UPSGUARD_CHARGE=")),
+        "{env}"
+    );
+    assert!(
+        env.lines().any(|l| l.starts_with("UPSGUARD_RUNTIME_S=")),
+        "{env}"
+    );
 
     let (ok, text) = rig.cli(&["status"]);
     assert!(ok && text.contains("ONBATT"), "{text}");
@@ -224,7 +237,10 @@ fn short_outage_runs_command_file_and_no_shutdown() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(rig.count("shutdown_started"), 0, "{}", rig.logs());
     let (ok, text) = rig.cli(&["events"]);
-    assert!(ok && text.contains("on_battery") && text.contains("power_restored"), "{text}");
+    assert!(
+        ok && text.contains("on_battery") && text.contains("power_restored"),
+        "{text}"
+    );
     let (ok, csv) = rig.cli(&["events", "--csv"]);
     assert!(ok && csv.starts_with("ts,id,severity"), "{csv}");
     let out = rig.stop_service();
@@ -259,7 +275,10 @@ fn long_outage_shuts_down_and_kills_power() {
     let cf_marker = rig.dir.join("cmdfile-ran");
     rig.cmdfile(
         "shutdown.sh",
-        &format!("echo \"$UPSGUARD_EVENT\" > {}; sleep 30", cf_marker.display()),
+        &format!(
+            "echo \"$UPSGUARD_EVENT\" > {}; sleep 30",
+            cf_marker.display()
+        ),
     );
     rig.start_service();
     rig.ctl.ok("load 80");
@@ -284,7 +303,11 @@ fn long_outage_shuts_down_and_kills_power() {
     assert!(flag.exists(), "killpower flag missing\n{}", rig.logs());
     // Power returning after the OS shutdown started must not cancel it.
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(ran.lines().count(), 1, "OS shutdown command ran more than once");
+    assert_eq!(
+        ran.lines().count(),
+        1,
+        "OS shutdown command ran more than once"
+    );
 
     // The halt: the service stops, then the shutdown hook runs killpower.
     rig.stop_service();
@@ -296,7 +319,8 @@ fn long_outage_shuts_down_and_kills_power() {
         .arg(&rig.link)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "killpower failed: {text}");
     assert!(text.contains("accepted"), "{text}");
     assert!(!flag.exists(), "flag should be consumed");
@@ -305,7 +329,11 @@ fn long_outage_shuts_down_and_kills_power() {
         let s = rig.ctl.status();
         (s["output_on"] == false).then_some(s)
     });
-    assert!(off.is_some(), "emulator output still on: {}", rig.ctl.status());
+    assert!(
+        off.is_some(),
+        "emulator output still on: {}",
+        rig.ctl.status()
+    );
     // Mains returns: the UPS comes back by itself.
     rig.ctl.ok("mains on");
     let on = wait_for(Duration::from_secs(15), Duration::from_millis(100), || {
@@ -326,7 +354,10 @@ fn link_loss_and_replug() {
     let lost = rig.wait_event_state("comm_lost", "active", Duration::from_secs(6));
     let after = parse_ts(&lost) - muted_at;
     // Poll period 0.5 s, reply timeout 1 s.
-    assert!(after < time::Duration::milliseconds(2500), "comm lost after {after}");
+    assert!(
+        after < time::Duration::milliseconds(2500),
+        "comm lost after {after}"
+    );
     rig.ctl.ok("mute off");
     wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
         (rig.count("comm_established") >= 2).then_some(())
@@ -347,7 +378,12 @@ fn link_loss_and_replug() {
     .unwrap_or_else(|| panic!("not re-established after replug\n{}", rig.logs()));
     let s = rig.status_json();
     assert_eq!(s["status"], "OL", "{s}");
-    for id in ["on_battery", "power_restored", "low_battery", "shutdown_started"] {
+    for id in [
+        "on_battery",
+        "power_restored",
+        "low_battery",
+        "shutdown_started",
+    ] {
         assert_eq!(rig.count(id), 0, "false {id} event\n{}", rig.logs());
     }
 }
@@ -364,7 +400,11 @@ fn garbage_on_the_line_causes_no_false_events() {
     }
     rig.ctl.ok("noise off");
     std::thread::sleep(Duration::from_secs(3));
-    assert!(rig.svc.as_mut().unwrap().exited().is_none(), "service died\n{}", rig.logs());
+    assert!(
+        rig.svc.as_mut().unwrap().exited().is_none(),
+        "service died\n{}",
+        rig.logs()
+    );
     let s = rig.status_json();
     assert_eq!(s["status"], "OL", "{s}");
     for id in ["on_battery", "low_battery", "shutdown_started", "overload"] {
@@ -413,7 +453,10 @@ fn corrupt_config_falls_back_to_backup() {
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{evil:?} was accepted");
-        assert!(err.contains("os_shutdown_command"), "error must name the key: {err}");
+        assert!(
+            err.contains("os_shutdown_command"),
+            "error must name the key: {err}"
+        );
     }
     assert_eq!(std::fs::read_to_string(&rig.config).unwrap(), before);
     // A clean value goes through and keeps the file loadable.
@@ -423,9 +466,16 @@ fn corrupt_config_falls_back_to_backup() {
         .args(["Shutdown", "on_battery_delay_s", "90"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let after = std::fs::read_to_string(&rig.config).unwrap();
-    assert!(after.contains("on_battery_delay_s = 90") && !after.contains("[Credentials]"), "{after}");
+    assert!(
+        after.contains("on_battery_delay_s = 90") && !after.contains("[Credentials]"),
+        "{after}"
+    );
 }
 
 /// 6. A world-writable command file is refused, with an event.
@@ -434,7 +484,9 @@ fn world_writable_command_file_is_refused() {
     let mut rig = Rig::new(
         "wwcmd",
         1,
-        &ini("[Shutdown]\npolicy = low_battery\n\n[Events]\non_battery = log, command_file:evil.sh:5\n"),
+        &ini(
+            "[Shutdown]\npolicy = low_battery\n\n[Events]\non_battery = log, command_file:evil.sh:5\n",
+        ),
     );
     let ran = rig.dir.join("evil-ran");
     let p = rig.cmdfile("evil.sh", &format!("touch {}", ran.display()));
