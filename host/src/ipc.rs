@@ -45,6 +45,27 @@ pub enum Request {
         value: String,
     },
     Reload,
+    /// A security or configuration event from the web side (login, logout, login_failed,
+    /// account_locked, credentials_changed, configuration_changed, certificate_expiring only).
+    /// The message and fields may hold user text: the event log escapes it on write.
+    LogEvent {
+        id: String,
+        message: String,
+        #[serde(default)]
+        fields: std::collections::BTreeMap<String, String>,
+        #[serde(default)]
+        source: Option<String>,
+    },
+    /// Every value of one configuration section (never `[Credentials]`).
+    ConfigGet {
+        section: String,
+    },
+    /// Set several values of one section through the typed setter, all or nothing, then save
+    /// and reload. `[Credentials]` is refused.
+    ConfigSet {
+        section: String,
+        values: std::collections::BTreeMap<String, String>,
+    },
 }
 
 /// The service's answer.

@@ -40,6 +40,13 @@ pub struct RunArgs {
     /// With --simulate: also accept emulator control lines on this TCP address.
     #[arg(long)]
     pub sim_control: Option<String>,
+    /// Do not start the HTTPS web UI / API (for tests and headless installs).
+    #[arg(long)]
+    pub no_web: bool,
+    /// Test only: a file holding whole seconds added to the web API's clock (lockout, idle
+    /// timeout and throttling), so tests need not wait minutes. Hidden: never for production.
+    #[arg(long, hide = true)]
+    pub web_test_clock_file: Option<PathBuf>,
     /// Log filter (tracing syntax), e.g. `info`, `debug`, `upsguard=trace`.
     #[arg(long, default_value = "info", env = "UPSGUARD_LOG")]
     pub log: String,

@@ -350,6 +350,19 @@ pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result
             m.paths.config.display()
         ),
     );
+    if !args.no_web {
+        // The web side asks the monitor through the same request path as the CLI.
+        let (web_tx, mut web_rx) = mpsc::unbounded_channel::<(Request, Reply)>();
+        let fwd = m.internal.clone();
+        tokio::spawn(async move {
+            while let Some((req, reply)) = web_rx.recv().await {
+                if fwd.send(Internal::Ipc(req, reply)).is_err() {
+                    break;
+                }
+            }
+        });
+        m.start_web(web_tx, args.web_test_clock_file.clone()).await;
+    }
     if simulate {
         print_sim_banner(&m.paths, &device, _sim.as_ref());
     }
@@ -385,7 +398,7 @@ pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result
                     println!("{}", upsguard_sim::answer_line(sim.control(&line)).trim_end());
                 }
             }
-            _ = sighup.recv() => m.reload(),
+            _ = sighup.recv() => m.reload("configuration reloaded (SIGHUP)"),
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
         }
@@ -917,7 +930,14 @@ impl Monitor {
                             .iter()
                             .map(|r| r.display_line() + "\n")
                             .collect();
+                        let records: Vec<serde_json::Value> = out
+                            .records
+                            .iter()
+                            .filter_map(|r| r.to_json_line().ok())
+                            .filter_map(|l| serde_json::from_str(&l).ok())
+                            .collect();
                         Response::ok(serde_json::json!({
+                            "records": records,
                             "text": text,
                             "csv": crate::eventlog::to_csv(&out.records),
                             "skipped": out.skipped,
@@ -967,9 +987,17 @@ impl Monitor {
                 Err(e) => Response::err(e),
             },
             Request::Reload => {
-                self.reload();
+                self.reload("configuration reloaded (SIGHUP)");
                 Response::ok(serde_json::json!({"message": "configuration reloaded"}))
             }
+            Request::LogEvent {
+                id,
+                message,
+                fields,
+                source,
+            } => self.web_event(&id, &message, fields, source),
+            Request::ConfigGet { section } => self.config_get(&section),
+            Request::ConfigSet { section, values } => self.config_set(&section, &values),
         };
         Some((resp, reply))
     }
@@ -1103,7 +1131,237 @@ impl Monitor {
         }
     }
 
-    fn reload(&mut self) {
+    /// Credentials bootstrap, certificate and the HTTPS listener. Every failure here is a log
+    /// message: monitoring goes on without the web UI.
+    async fn start_web(&mut self, tx: crate::web::api::MonitorTx, clock_file: Option<PathBuf>) {
+        use crate::credentials::{CredentialStore, INSTALL_FILE_NAME, SETUP_TOKEN_TTL, SetupToken};
+        let data_dir = self.paths.data_dir.clone();
+        let (mut store, report) = match CredentialStore::open(&data_dir) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!("web: not started: credential store: {e}");
+                return;
+            }
+        };
+        for note in report.notes() {
+            tracing::warn!("credentials: {note}");
+        }
+        // [Credentials] in the INI: the reset channel (product §8.5).
+        if let Some(c) = self.cfg.take_credentials() {
+            if c.username.is_some() || c.password.is_some() {
+                let u = c.username.clone().unwrap_or_default();
+                let p = c.password.clone().unwrap_or_default();
+                match store.set_admin(&u, &p) {
+                    Ok(()) | Err(crate::credentials::CredError::BackupNotUpdated(_)) => {
+                        self.log_simple(
+                            EventId::CredentialsChanged,
+                            &format!(
+                                "administrator {} set from the [Credentials] section of {}",
+                                crate::eventlog::display_escape(&u),
+                                self.paths.config.display()
+                            ),
+                        );
+                    }
+                    Err(e) => tracing::error!(
+                        "credentials from [Credentials] not used (removed from the file anyway): {e}"
+                    ),
+                }
+                // Plain-text secrets never stay in the file, used or not.
+                if let Err(e) = config::scrub_credentials(&self.paths.config, &self.paths.backup) {
+                    tracing::error!("cannot remove [Credentials] from the configuration: {e}");
+                }
+                if let Some(pw) = &c.pkcs12_password {
+                    // The keystore password belongs in the config: put it back.
+                    let mut again = config::load(&self.paths.config, &self.paths.backup).config;
+                    if again.set("Credentials", "pkcs12_password", pw).is_ok()
+                        && let Err(e) = again.save(&self.paths.config, &self.paths.backup)
+                    {
+                        tracing::error!("cannot keep pkcs12_password in the configuration: {e}");
+                    }
+                }
+            }
+            if let Some(pw) = &c.pkcs12_password {
+                let _ = self.cfg.set("Credentials", "pkcs12_password", pw);
+            }
+        }
+        match store.consume_install_file(&data_dir.join(INSTALL_FILE_NAME)) {
+            Ok(Some(user)) => self.log_simple(
+                EventId::CredentialsChanged,
+                &format!(
+                    "administrator {} set from the install-time credentials file",
+                    crate::eventlog::display_escape(&user)
+                ),
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::error!("{e}"),
+        }
+        if store.has_admin() {
+            let _ = SetupToken::discard(&data_dir);
+        } else {
+            match SetupToken::create(&data_dir) {
+                Ok(token) => tracing::warn!(
+                    "web: no administrator yet. One-time setup token: {token} (valid {} h; enter it on the setup page)",
+                    SETUP_TOKEN_TTL.as_secs() / 3600
+                ),
+                Err(e) => tracing::error!("web: cannot create a setup token: {e}"),
+            }
+        }
+        let tls = match crate::web::TlsManager::load_or_generate(&data_dir) {
+            Ok(t) => std::sync::Arc::new(t),
+            Err(e) => {
+                tracing::error!("web: not started: certificate: {e}");
+                return;
+            }
+        };
+        if tls.generated_at_start() {
+            tracing::info!("web: generated a self-signed certificate (RSA 2048, SHA-512)");
+        }
+        if tls.expiry_warning_due() {
+            self.log_simple(
+                EventId::CertificateExpiring,
+                &format!(
+                    "the web UI certificate expires in {} days; replace it with `upsguard cert generate` or `cert import`",
+                    tls.days_until_expiry()
+                ),
+            );
+        }
+        let addr = std::net::SocketAddr::new(self.cfg.web.bind, self.cfg.web.port);
+        let listener = match crate::web::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("web: cannot listen on {addr}: {e}; the web UI is not available");
+                return;
+            }
+        };
+        let shown = listener.local_addr().map_or(addr, |a| a);
+        tracing::info!("web: HTTPS on https://{shown}/");
+        let idle = Duration::from_secs(u64::from(self.cfg.web.idle_timeout_min.max(1)) * 60);
+        let ctx = crate::web::api::Ctx::new(
+            std::sync::Arc::new(std::sync::Mutex::new(store)),
+            tx,
+            idle,
+            crate::web::api::WebClock::new(clock_file),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = crate::web::serve(
+                listener,
+                tls,
+                crate::web::api::routes(ctx),
+                crate::web::ServeOptions::default(),
+                std::future::pending::<()>(),
+            )
+            .await
+            {
+                tracing::error!("web: server stopped: {e}");
+            }
+        });
+    }
+
+    /// Events the web side may log; anything else is refused so the channel cannot forge
+    /// UPS events.
+    fn web_event(
+        &mut self,
+        id: &str,
+        message: &str,
+        fields: BTreeMap<String, String>,
+        source: Option<String>,
+    ) -> Response {
+        const ALLOWED: [EventId; 7] = [
+            EventId::Login,
+            EventId::Logout,
+            EventId::LoginFailed,
+            EventId::AccountLocked,
+            EventId::CredentialsChanged,
+            EventId::ConfigurationChanged,
+            EventId::CertificateExpiring,
+        ];
+        let Some(eid) = ALLOWED.into_iter().find(|e| e.as_str() == id) else {
+            return Response::err(format!(
+                "event {} cannot be logged from the web side",
+                crate::eventlog::display_escape(id)
+            ));
+        };
+        let state = if eid.has_cleared_form() {
+            EventState::Active
+        } else {
+            EventState::None
+        };
+        let mut rec = EventRecord::new(eid.as_str(), severity(eid.severity()), state, message);
+        for (k, v) in fields {
+            rec = rec.with_field(&k, v);
+        }
+        if let Some(src) = &source {
+            rec = rec.with_source(src);
+        }
+        // User text (a typed username) must not forge lines in the service log either.
+        tracing::info!(
+            "event: {} — {}",
+            eid.title(),
+            crate::eventlog::display_escape(message)
+        );
+        self.append(&rec);
+        Response::ok(serde_json::Value::Null)
+    }
+
+    fn config_section(section: &str) -> Result<config::SectionId, Response> {
+        let sid = config::SectionId::from_name(section).ok_or_else(|| {
+            Response::err(format!(
+                "unknown section {}",
+                crate::eventlog::display_escape(section)
+            ))
+        })?;
+        if sid == config::SectionId::Credentials {
+            return Err(Response::err(
+                "the [Credentials] section cannot be read or written here; use the security page",
+            ));
+        }
+        Ok(sid)
+    }
+
+    fn config_get(&self, section: &str) -> Response {
+        let sid = match Self::config_section(section) {
+            Ok(s) => s,
+            Err(r) => return r,
+        };
+        let values: serde_json::Map<String, serde_json::Value> = self
+            .cfg
+            .section_entries(sid)
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::Value::String(v)))
+            .collect();
+        Response::ok(serde_json::json!({"section": sid.name(), "values": values}))
+    }
+
+    /// All or nothing: every value through the typed setter on a copy, then save and reload.
+    fn config_set(&mut self, section: &str, values: &BTreeMap<String, String>) -> Response {
+        let sid = match Self::config_section(section) {
+            Ok(s) => s,
+            Err(r) => return r,
+        };
+        if values.is_empty() {
+            return Response::err("no values given");
+        }
+        // `[Credentials]` (e.g. a pkcs12_password) stays as it is: `save` keeps it out of the
+        // backup, and this request cannot change it.
+        let mut next = self.cfg.clone();
+        for (k, v) in values {
+            if let Err(e) = next.set(sid.name(), k, v) {
+                return Response::err(e.to_string());
+            }
+        }
+        if let Err(e) = next.save(&self.paths.config, &self.paths.backup) {
+            return Response::err(format!("cannot save the configuration: {e}"));
+        }
+        let keys: Vec<&str> = values.keys().map(String::as_str).collect();
+        self.reload(&format!(
+            "configuration changed from the web UI: [{}] {}",
+            sid.name(),
+            crate::eventlog::display_escape(&keys.join(", "))
+        ));
+        self.config_get(sid.name())
+    }
+
+    fn reload(&mut self, why: &str) {
         let loaded = config::load(&self.paths.config, &self.paths.backup);
         for w in &loaded.warnings {
             tracing::warn!("config: {w}");
@@ -1131,10 +1389,7 @@ impl Monitor {
             .clamped(),
         );
         self.plan_schedules();
-        self.log_simple(
-            EventId::ConfigurationChanged,
-            "configuration reloaded (SIGHUP)",
-        );
+        self.log_simple(EventId::ConfigurationChanged, why);
     }
 }
 

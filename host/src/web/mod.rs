@@ -13,7 +13,9 @@
 //! The real API routes and the authentication gate are built on top of [`serve`] elsewhere;
 //! [`demo_routes`] is the minimal set the transport tests run against.
 
+pub mod api;
 pub mod assets;
+pub mod auth;
 pub mod cert;
 pub mod cli;
 pub mod server;
