@@ -1,0 +1,128 @@
+// The one place that knows the JSON API's paths and rules (/api/v1, same-origin cookie
+// session, X-CSRF-Token on every state change). Pages call these functions only.
+
+const BASE = '/api/v1';
+
+let csrf = '';
+let onUnauthorized = () => {};
+let onError = () => {};
+
+export class ApiError extends Error {
+  constructor(status, message, body) {
+    super(message);
+    this.status = status;
+    this.body = body || {};
+  }
+}
+
+/** What to do when the session is gone (401) and how to show an error to the user. */
+export function configure({ unauthorized, error }) {
+  if (unauthorized) onUnauthorized = unauthorized;
+  if (error) onError = error;
+}
+
+export function setCsrf(token) {
+  csrf = typeof token === 'string' ? token : '';
+}
+
+export function hasSession() {
+  return csrf !== '';
+}
+
+/** URL of a download (CSV export); the browser sends the session cookie with it. */
+export function downloadUrl(path) {
+  return BASE + path;
+}
+
+// Paths where a 401 is an answer the page handles, not "session expired".
+const AUTH_PATHS = new Set(['/login', '/setup', '/session']);
+
+async function request(method, path, body, { quiet = false } = {}) {
+  const headers = { Accept: 'application/json' };
+  const init = { method, headers, credentials: 'same-origin', cache: 'no-store', redirect: 'error' };
+  if (method !== 'GET' && method !== 'HEAD') {
+    if (csrf) headers['X-CSRF-Token'] = csrf;
+    if (body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+  }
+  let resp;
+  try {
+    resp = await fetch(BASE + path, init);
+  } catch (e) {
+    const err = new ApiError(0, 'network', {});
+    if (!quiet) onError(err);
+    throw err;
+  }
+  let data = null;
+  const type = resp.headers.get('Content-Type') || '';
+  if (type.includes('json')) {
+    try {
+      data = await resp.json();
+    } catch {
+      data = null;
+    }
+  }
+  if (resp.ok) return data ?? {};
+  const message = (data && typeof data.error === 'string' && data.error) || `HTTP ${resp.status}`;
+  const err = new ApiError(resp.status, message, data);
+  if (resp.status === 401 && !AUTH_PATHS.has(path.split('?')[0])) {
+    setCsrf('');
+    onUnauthorized(err);
+    throw err;
+  }
+  if (!quiet) onError(err);
+  throw err;
+}
+
+const q = (v) => encodeURIComponent(String(v));
+
+// --- authentication -------------------------------------------------------------------
+export const setupNeeded = () => request('GET', '/setup', undefined, { quiet: true });
+export const setup = (token, username, password) =>
+  request('POST', '/setup', { token, username, password }, { quiet: true });
+export async function login(username, password, takeover = false) {
+  const body = { username, password };
+  if (takeover) body.takeover = true;
+  const r = await request('POST', '/login', body, { quiet: true });
+  setCsrf(r.csrf);
+  return r;
+}
+export async function logout() {
+  try {
+    await request('POST', '/logout', {}, { quiet: true });
+  } finally {
+    setCsrf('');
+  }
+}
+export async function session() {
+  const r = await request('GET', '/session', undefined, { quiet: true });
+  setCsrf(r.csrf);
+  return r;
+}
+
+// --- monitoring -----------------------------------------------------------------------
+export const status = () => request('GET', '/status', undefined, { quiet: true });
+export const events = (limit = 500) => request('GET', `/events?limit=${q(limit)}`);
+export const eventsCsvUrl = () => downloadUrl('/events.csv');
+export const datalog = (limit = 1440) => request('GET', `/datalog?limit=${q(limit)}`);
+export const datalogCsvUrl = () => downloadUrl('/datalog.csv');
+
+// --- UPS ------------------------------------------------------------------------------
+export const upsSettings = () => request('GET', '/ups/settings');
+export const setUpsSetting = (name, value) => request('PUT', '/ups/settings', { name, value });
+export const selfTest = () => request('POST', '/ups/selftest', {});
+export const shutdownNow = () => request('POST', '/shutdown/now', {});
+export const sleep = (hours, graceful) => request('POST', '/ups/sleep', { hours, graceful });
+
+// --- configuration (sections of upsguard.ini) -----------------------------------------
+export const SECTIONS = ['Shutdown', 'Events', 'Schedule', 'Logging', 'Web', 'SNMP', 'NUT', 'NIS'];
+export const config = (section) => request('GET', `/config/${q(section)}`);
+export const setConfig = (section, values) => request('PUT', `/config/${q(section)}`, values);
+
+// --- security -------------------------------------------------------------------------
+// Not in the first API list; a 404 here means "not available in this version".
+export const certificate = () => request('GET', '/security/certificate', undefined, { quiet: true });
+export const changePassword = (current_password, new_password) =>
+  request('POST', '/security/password', { current_password, new_password }, { quiet: true });
