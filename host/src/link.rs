@@ -290,11 +290,12 @@ impl LinkThread {
             }
             events.push(ev);
         }
-        if events.is_empty() {
-            return;
+        // Publish first: servers read the watch and must not wait for the monitor. Publish
+        // also when only freshness changed (an unchanged `Q` re-read), so the age readers
+        // see is the age of the driver's data, not of the last change.
+        if !events.is_empty() || *self.snapshot.borrow() != *self.driver.snapshot() {
+            self.snapshot.send_replace(self.driver.snapshot().clone());
         }
-        // Publish first: servers read the watch and must not wait for the monitor.
-        self.snapshot.send_replace(self.driver.snapshot().clone());
         for ev in events {
             self.send(LinkMessageKind::Event(ev));
         }
