@@ -1341,6 +1341,15 @@ impl Monitor {
         if values.is_empty() {
             return Response::err("no values given");
         }
+        // No file path ever comes from a web client (product §8): the serial device path is
+        // set in the file or on the command line only.
+        if sid == config::SectionId::Communication
+            && values.keys().any(|k| k.eq_ignore_ascii_case("device"))
+        {
+            return Response::err(
+                "[Communication] device is a path and cannot be changed from the web UI; edit the configuration file",
+            );
+        }
         // `[Credentials]` (e.g. a pkcs12_password) stays as it is: `save` keeps it out of the
         // backup, and this request cannot change it.
         let mut next = self.cfg.clone();
