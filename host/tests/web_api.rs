@@ -338,8 +338,25 @@ fn ini_credentials_are_consumed_and_everything_is_gated() {
     ] {
         assert!(doc["paths"].get(p).is_some(), "{p} documented");
     }
-    let (st, _, _) = svc.login(ADMIN, PASSWORD, false);
+    let (st, _, s) = svc.login(ADMIN, PASSWORD, false);
     assert_eq!(st, 200);
+    let s = s.unwrap();
+    // The security page's certificate facts, as the API reports them.
+    let (st, _, b) = svc.get("/api/v1/security/certificate", Some(&s));
+    assert_eq!(st, 200, "{b}");
+    let c: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(c["key_bits"], 2048, "{b}");
+    assert!(
+        c["signature_algorithm"]
+            .as_str()
+            .unwrap()
+            .to_ascii_lowercase()
+            .contains("512"),
+        "{b}"
+    );
+    assert!(c["days_until_expiry"].as_i64().unwrap() > 30);
+    let (st, b) = svc.json("POST", "/api/v1/security/certificate/reload", "", Some(&s));
+    assert_eq!(st, 200, "{b}");
 }
 
 #[test]

@@ -227,6 +227,8 @@ struct Monitor {
     /// Next fire time of each schedule.
     schedules: BTreeMap<String, (OffsetDateTime, time::Duration)>,
     os_shutdown_started: bool,
+    /// The web UI's certificate, reloaded with the configuration (SIGHUP).
+    web_tls: Option<std::sync::Arc<crate::web::TlsManager>>,
 }
 
 pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result<(), String> {
@@ -340,6 +342,7 @@ pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result
         local_offset,
         schedules: BTreeMap::new(),
         os_shutdown_started: false,
+        web_tls: None,
     };
     m.plan_schedules();
     m.log_simple(
@@ -1241,7 +1244,9 @@ impl Monitor {
             tx,
             idle,
             crate::web::api::WebClock::new(clock_file),
+            Some(std::sync::Arc::clone(&tls)),
         );
+        self.web_tls = Some(std::sync::Arc::clone(&tls));
         tokio::spawn(async move {
             if let Err(e) = crate::web::serve(
                 listener,
@@ -1399,6 +1404,24 @@ impl Monitor {
         );
         self.plan_schedules();
         self.log_simple(EventId::ConfigurationChanged, why);
+        // A certificate replaced with `upsguard cert import|generate` is served from here on.
+        if let Some(tls) = self.web_tls.clone() {
+            match tls.reload() {
+                Ok(info) => {
+                    tracing::info!("web: certificate reloaded ({})", info.sha256_fingerprint);
+                    if tls.expiry_warning_due() {
+                        self.log_simple(
+                            EventId::CertificateExpiring,
+                            &format!(
+                                "the web UI certificate expires in {} days",
+                                tls.days_until_expiry()
+                            ),
+                        );
+                    }
+                }
+                Err(e) => tracing::error!("web: certificate not reloaded (old one kept): {e}"),
+            }
+        }
     }
 }
 

@@ -75,6 +75,8 @@ pub struct Ctx {
     creds: Arc<Mutex<CredentialStore>>,
     monitor: MonitorTx,
     clock: WebClock,
+    /// The served certificate (for the security page and reload without restart).
+    tls: Option<Arc<super::TlsManager>>,
     /// Per expensive operation: busy flag and last start.
     expensive: Mutex<HashMap<&'static str, (bool, Option<Instant>)>>,
 }
@@ -85,12 +87,14 @@ impl Ctx {
         monitor: MonitorTx,
         idle_timeout: Duration,
         clock: WebClock,
+        tls: Option<Arc<super::TlsManager>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             auth: Mutex::new(Auth::new(idle_timeout)),
             creds,
             monitor,
             clock,
+            tls,
             expensive: Mutex::new(HashMap::new()),
         })
     }
@@ -487,6 +491,29 @@ async fn protected(ctx: &Arc<Ctx>, req: &Req, session: &Session) -> Result<Resp,
             )
         }
         (&Method::PUT, "/api/v1/security/password") => change_password(ctx, req, session).await?,
+        (&Method::GET, "/api/v1/security/certificate") => match &ctx.tls {
+            Some(t) => {
+                let mut v = t.cert_info().to_json();
+                v["days_until_expiry"] = serde_json::json!(t.days_until_expiry());
+                json_resp(StatusCode::OK, &v)
+            }
+            None => error(StatusCode::NOT_FOUND, "no certificate in use"),
+        },
+        // Re-read the fixed files in <data-dir>/tls/ (after `upsguard cert import|generate`).
+        (&Method::POST, "/api/v1/security/certificate/reload") => {
+            let Some(t) = ctx.tls.clone() else {
+                return Err(error(StatusCode::NOT_FOUND, "no certificate in use"));
+            };
+            let _g = ctx.claim("cert-reload")?;
+            match tokio::task::spawn_blocking(move || t.reload()).await {
+                Ok(Ok(info)) => json_resp(StatusCode::OK, &info.to_json()),
+                Ok(Err(e)) => error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("certificate not reloaded (the current one stays in use): {e}"),
+                ),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+            }
+        }
         (&Method::GET, "/api/v1/status") => from_monitor(ctx.ask(Request::Status).await?),
         (&Method::GET, "/api/v1/events") => {
             let limit = req.limit(200, 10_000)?;
@@ -1073,6 +1100,8 @@ pub fn openapi() -> serde_json::Value {
                 "get": std("{section, values}"),
                 "put": std("{key: value, …}: typed, range-checked, all or nothing; saved and reloaded")
             },
+            "/security/certificate": { "get": std("The served certificate: subject, issuer, sans, validity, key, signature, fingerprint, days_until_expiry") },
+            "/security/certificate/reload": { "post": limited("Serve the files in <data-dir>/tls/ again (after `upsguard cert import|generate`)") },
             "/security/password": { "put": std("{current_password, new_password}; counts like a login") },
             "/openapi.json": { "get": { "summary": "This document", "security": [],
                 "responses": { "200": ok("OK") } } }
