@@ -29,10 +29,10 @@ export function startMock({ port = 0, token = 'deadbeef-00112233-44556677-8899aa
       NIS: { enabled: 'false', bind: '127.0.0.1', port: '3551' },
     },
     ups: [
+      { name: 'transfer_high', value: '253', permitted: ['253', '264', '271', '280'] },
+      { name: 'transfer_low', value: '196', permitted: ['196', '188', '208', '204'] },
       { name: 'sensitivity', value: 'H', permitted: ['H', 'M', 'L'] },
-      { name: 'alarm', value: '0', permitted: ['0', 'T', 'L', 'N'] },
-      { name: 'transfer_high_v', value: '253', permitted: ['253', '264', '271', '280'] },
-      { name: 'transfer_low_v', value: '196', permitted: ['196', '188', '208', '204'] },
+      { name: 'alarm_delay', value: '0', permitted: ['0', 'T', 'L', 'N'] },
       { name: 'self_test_interval', value: '336', permitted: ['336', '168', 'ON', 'OFF'] },
     ],
   };
@@ -96,9 +96,9 @@ export function startMock({ port = 0, token = 'deadbeef-00112233-44556677-8899aa
     if (r === '/session') return json(res, 200, { username: st.admin.username, csrf: st.session.csrf, idle_timeout_s: 900 });
     if (r === '/status') {
       const j = (x, d) => Math.round((x + (Math.random() - 0.5) * d) * 10) / 10;
-      return json(res, 200, { comm: 'ok', status: 'OL', status_text: 'On line', model: 'SMART-UPS 1000', serial: 'AS0123456789', firmware: '600.3.I', input_voltage: j(230, 2), output_voltage: j(230, 1), frequency_hz: 50, load_pct: j(23, 2), charge_pct: 100, battery_voltage: 27.4, runtime_s: 2760, temperature_c: 31.5, last_transfer: 'No transfer since turn on', self_test: 'OK', transfer_high_v: 253, transfer_low_v: 196, shutdown_phase: 'idle', status_age_ms: 420 });
+      return json(res, 200, { comm: 'online', status: 'OL', status_text: 'On line', model: 'SMART-UPS 1000', serial: 'AS0123456789', firmware: '600.3.I', input_voltage: j(230, 2), output_voltage: j(230, 1), frequency_hz: 50, load_pct: j(23, 2), charge_pct: 100, battery_voltage: 27.4, runtime_s: 2760, temperature_c: 31.5, last_transfer: 'No transfer since turn on', self_test: 'OK', transfer_high_v: 253, transfer_low_v: 196, shutdown_phase: 'idle', status_age_ms: 420 });
     }
-    if (r === '/events') return json(res, 200, { events: st.events.slice(-Number(url.searchParams.get('limit') || 100)) });
+    if (r === '/events') return json(res, 200, { events: st.events.slice(-Number(url.searchParams.get('limit') || 100)), skipped: 0 });
     if (r === '/datalog') {
       const n = Math.min(Number(url.searchParams.get('limit') || 100), 1440);
       const now = Date.now();
@@ -107,10 +107,12 @@ export function startMock({ port = 0, token = 'deadbeef-00112233-44556677-8899aa
         const ob = k > 200 && k < 230;
         return { ts: new Date(now - k * 60000).toISOString(), input_v: ob ? 0 : 229 + Math.sin(i / 9) * 3, output_v: 230, freq_hz: 50, load_pct: 22 + Math.sin(i / 25) * 6, charge_pct: ob ? 100 - (k < 215 ? 15 : (230 - k)) : 100, battery_v: ob ? 25.9 : 27.4, runtime_s: ob ? 1900 : 2760, temp_c: 31 + Math.sin(i / 60) };
       });
-      return json(res, 200, { samples });
+      // Same shape as the real server: the data-log CSV as {columns, rows} of strings.
+      const columns = ['ts', 'input_v', 'output_v', 'freq_hz', 'load_pct', 'charge_pct', 'battery_v', 'runtime_s', 'temp_c'];
+      return json(res, 200, { columns, rows: samples.map((x) => columns.map((c) => (c === 'ts' ? x.ts : Number(x[c]).toFixed(1)))) });
     }
     if (r === '/events.csv' || r === '/datalog.csv') { res.writeHead(200, { 'Content-Type': 'text/csv' }); return res.end('ts,x\n'); }
-    if (r === '/ups/settings' && req.method === 'GET') return json(res, 200, st.ups);
+    if (r === '/ups/settings' && req.method === 'GET') return json(res, 200, { settings: st.ups });
     if (r === '/ups/settings' && req.method === 'PUT') {
       const s = st.ups.find((x) => x.name === body.name);
       if (!s || !s.permitted.includes(body.value)) return json(res, 400, { error: 'value not permitted' });
@@ -122,7 +124,7 @@ export function startMock({ port = 0, token = 'deadbeef-00112233-44556677-8899aa
     if (r === '/shutdown/now' || r === '/ups/sleep') return json(res, 200, {});
     const m = /^\/config\/([A-Za-z]+)$/.exec(r);
     if (m && st.config[m[1]]) {
-      if (req.method === 'GET') return json(res, 200, st.config[m[1]]);
+      if (req.method === 'GET') return json(res, 200, { section: m[1], values: st.config[m[1]] });
       for (const [k, v] of Object.entries(body)) {
         if (m[1] === 'Schedule' && v === '') delete st.config.Schedule[k];
         else st.config[m[1]][k] = v;

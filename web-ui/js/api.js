@@ -106,23 +106,47 @@ export async function session() {
 export const status = () => request('GET', '/status', undefined, { quiet: true });
 export const events = (limit = 500) => request('GET', `/events?limit=${q(limit)}`);
 export const eventsCsvUrl = () => downloadUrl('/events.csv');
-export const datalog = (limit = 1440) => request('GET', `/datalog?limit=${q(limit)}`);
+/** `{samples: [{ts, input_v, …}]}`; the server sends the CSV as `{columns, rows}`. */
+export async function datalog(limit = 1440) {
+  const r = await request('GET', `/datalog?limit=${q(limit)}`);
+  if (Array.isArray(r.samples)) return r;
+  const cols = Array.isArray(r.columns) ? r.columns : [];
+  const rows = Array.isArray(r.rows) ? r.rows : [];
+  const samples = rows.map((row) => {
+    const o = {};
+    cols.forEach((c, i) => {
+      const v = row[i];
+      if (c === 'ts') o.ts = v;
+      else o[c] = v === undefined || v === null || v === '' || Number.isNaN(Number(v)) ? null : Number(v);
+    });
+    return o;
+  });
+  return { samples };
+}
 export const datalogCsvUrl = () => downloadUrl('/datalog.csv');
 
 // --- UPS ------------------------------------------------------------------------------
-export const upsSettings = () => request('GET', '/ups/settings');
-export const setUpsSetting = (name, value) => request('PUT', '/ups/settings', { name, value });
+/** `[{name, value, permitted}]` (the server wraps it as `{settings: […]}`). */
+export async function upsSettings() {
+  const r = await request('GET', '/ups/settings');
+  return Array.isArray(r) ? r : Array.isArray(r.settings) ? r.settings : [];
+}
+export const setUpsSetting = (name, value) => request('PUT', '/ups/settings', { name, value: String(value) });
 export const selfTest = () => request('POST', '/ups/selftest', {});
 export const shutdownNow = () => request('POST', '/shutdown/now', {});
 export const sleep = (hours, graceful) => request('POST', '/ups/sleep', { hours, graceful });
 
 // --- configuration (sections of upsguard.ini) -----------------------------------------
 export const SECTIONS = ['Shutdown', 'Events', 'Schedule', 'Logging', 'Web', 'SNMP', 'NUT', 'NIS'];
-export const config = (section) => request('GET', `/config/${q(section)}`);
+/** `{key: value}` of one section (the server answers `{section, values}`). */
+export async function config(section) {
+  const r = await request('GET', `/config/${q(section)}`);
+  return r && typeof r.values === 'object' && r.values !== null && !Array.isArray(r.values) ? r.values : r;
+}
 export const setConfig = (section, values) => request('PUT', `/config/${q(section)}`, values);
 
 // --- security -------------------------------------------------------------------------
-// Not in the first API list; a 404 here means "not available in this version".
+// No certificate route yet: a 404 here means "not available in this version".
 export const certificate = () => request('GET', '/security/certificate', undefined, { quiet: true });
 export const changePassword = (current_password, new_password) =>
-  request('POST', '/security/password', { current_password, new_password }, { quiet: true });
+  request('PUT', '/security/password', { current_password, new_password }, { quiet: true });

@@ -1,7 +1,7 @@
 // Event log and data log (with charts).
 import * as api from '../api.js';
 import { h } from '../dom.js';
-import { t } from '../i18n.js';
+import { t, tOr } from '../i18n.js';
 import { pageHeader, field, select, busy, loading, timestamp, toDate, num } from '../ui.js';
 import { lineChart } from '../chart.js';
 
@@ -52,7 +52,7 @@ export function renderEvents(root) {
       tbody.append(h('tr', { class: `sev-${sevText.toLowerCase()}` }, [
         h('td', { class: 'nowrap', text: timestamp(e.ts) }),
         h('td', null, h('span', { class: `pill pill-${sevText.toLowerCase()}`, text: SEVERITIES.includes(sevText.toLowerCase()) ? t(`sev.${sevText.toLowerCase()}`) : sevText })),
-        h('td', { class: 'mono', text: e.id || '' }),
+        h('td', null, [h('span', { text: tOr(`ev.${e.id}`, e.id || '') }), h('div', { class: 'subtle mono', text: e.id || '' })]),
         h('td', { text: e.state || '' }),
         h('td', null, [h('span', { text: e.message || '' }), fields ? h('div', { class: 'subtle mono', text: fields }) : null]),
         h('td', { text: e.source || '' }),

@@ -406,27 +406,28 @@ export function renderUps(root, ctx) {
       box.replaceChildren(h('p', { class: 'empty', text: t('common.loadFailed') }));
       return;
     }
-    if (!Array.isArray(list)) list = Array.isArray(list.settings) ? list.settings : [];
     if (list.length === 0) {
       box.replaceChildren(h('p', { class: 'empty', text: t('ups.none') }));
       return;
     }
     box.replaceChildren(...list.map((st) => {
-      const permitted = Array.isArray(st.permitted) && st.permitted.length ? st.permitted : [st.value];
-      const sel = select(permitted.map((v) => [v, String(v)]), st.value);
+      const cur = st.value === null || st.value === undefined ? '' : String(st.value);
+      const permitted = (Array.isArray(st.permitted) ? st.permitted : []).map(String);
+      if (cur !== '' && !permitted.includes(cur)) permitted.unshift(cur);
+      const sel = select(permitted.length ? permitted.map((v) => [v, v]) : [['', '—']], cur);
+      if (permitted.length < 2) sel.disabled = true;
       sel.id = nextId('ups');
       sel.setAttribute('data-setting', st.name);
       const apply = h('button', { type: 'button', class: 'btn', text: t('common.apply'), disabled: true, 'aria-label': `${t('common.apply')}: ${tOr(`upsSet.${st.name}`, st.name)}` });
-      sel.addEventListener('change', () => { apply.disabled = String(sel.value) === String(st.value); });
+      sel.addEventListener('change', () => { apply.disabled = sel.value === cur; });
       apply.addEventListener('click', async () => {
         try {
-          const v = typeof st.value === 'number' ? Number(sel.value) : sel.value;
-          await busy(apply, () => api.setUpsSetting(st.name, v));
+          await busy(apply, () => api.setUpsSetting(st.name, sel.value));
           ctx.notify(t('ups.applied', { name: tOr(`upsSet.${st.name}`, st.name), value: sel.value }));
           load();
         } catch { /* shown */ }
       });
-      return h('div', { class: 'row-setting' }, [field(tOr(`upsSet.${st.name}`, st.name), sel, t('ups.current', { v: String(st.value) })), apply]);
+      return h('div', { class: 'row-setting' }, [field(tOr(`upsSet.${st.name}`, humanize(st.name)), sel, t('ups.current', { v: cur || '—' })), apply]);
     }));
   }
   load();

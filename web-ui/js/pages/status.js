@@ -9,9 +9,11 @@ const POLL_MS = 2000;
 /** Badge kind and text key from the NUT-style status tokens and the comm state. */
 export function classify(st) {
   const comm = st.comm;
-  const commLost = comm === false || (typeof comm === 'string' && /lost|down|fail|none|no/i.test(comm));
+  // comm is `connecting`, `online`, `lost` or `closed` (host/src/status.rs).
+  const commLost = comm === false || (typeof comm === 'string' && /^(lost|closed)$/i.test(comm));
   const tokens = String(st.status || '').toUpperCase().split(/\s+/).filter(Boolean);
   if (commLost) return { kind: 'unknown', key: 'badge.commLost', tokens };
+  if (tokens.length === 0 && comm === 'connecting') return { kind: 'unknown', key: 'badge.connecting', tokens };
   if (tokens.includes('OFF')) return { kind: 'off', key: 'badge.off', tokens };
   if (tokens.includes('LB')) return { kind: 'critical', key: 'badge.lowBattery', tokens };
   if (tokens.includes('OB')) return { kind: 'warning', key: 'badge.onBattery', tokens };
