@@ -308,6 +308,14 @@ async function main() {
     assert(problems.length === 0, problems.join('\n'));
   });
 
+  await check('security page shows the served certificate (RSA 2048)', async () => {
+    await page.click('nav a[data-route="security"]');
+    await page.waitForSelector('#cert-key');
+    const key = (await page.textContent('#cert-key')) || '';
+    assert(/RSA/.test(key) && /2048/.test(key), `certificate key shown as ${key}`);
+    await shot(page, '09-security-cert');
+  });
+
   await check('phone layout: menu button opens the navigation', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.click('#nav-toggle');

@@ -146,7 +146,9 @@ export async function config(section) {
 export const setConfig = (section, values) => request('PUT', `/config/${q(section)}`, values);
 
 // --- security -------------------------------------------------------------------------
-// No certificate route yet: a 404 here means "not available in this version".
+/** The served certificate: subject, issuer, sans, not_before/after, key_type, key_bits, … */
 export const certificate = () => request('GET', '/security/certificate', undefined, { quiet: true });
+/** Serve the files in <data-dir>/tls/ again (after `upsguard cert import|generate`). */
+export const reloadCertificate = () => request('POST', '/security/certificate/reload', {});
 export const changePassword = (current_password, new_password) =>
   request('PUT', '/security/password', { current_password, new_password }, { quiet: true });

@@ -102,23 +102,38 @@ export function renderSecurity(root, ctx) {
   root.append(form);
 
   // Certificate.
-  const certBox = h('div', null, loading());
-  root.append(section('sec.cert', [certBox, note('sec.certCli', 'hint')]));
-  api.certificate().then((c) => {
-    certBox.replaceChildren(dl([
-      [t('sec.subject'), c.subject || '—'],
-      [t('sec.issuer'), c.issuer || '—'],
-      [t('sec.validFrom'), timestamp(c.not_before)],
-      [t('sec.validTo'), timestamp(c.not_after)],
-      [t('sec.key'), c.key || c.key_type || '—'],
-      [t('sec.sig'), c.signature || c.signature_algorithm || '—'],
-      [t('sec.selfSigned'), c.self_signed === undefined ? '—' : c.self_signed ? t('common.yes') : t('common.no')],
-      [t('sec.sha256'), c.sha256_fingerprint || '—', { class: 'mono wrap' }],
-      [t('sec.sans'), Array.isArray(c.sans) ? c.sans.join(', ') : c.sans || '—'],
-    ]));
-  }).catch((err) => {
+  const certBox = h('div', { id: 'cert-info' }, loading());
+  const reload = h('button', { type: 'button', class: 'btn', text: t('sec.reload') });
+  root.append(section('sec.cert', [certBox, note('sec.certCli', 'hint'), h('div', { class: 'actions' }, [reload])]));
+  const showCert = (c) => {
+    const days = Number(c.days_until_expiry);
+    const key = [c.key_type || c.key, c.key_bits ? t('sec.bits', { n: c.key_bits }) : ''].filter(Boolean).join(' ');
+    certBox.replaceChildren(
+      Number.isFinite(days) && days <= 30 ? h('p', { class: 'note note-warn', text: t('sec.expiring', { n: days }) }) : '',
+      dl([
+        [t('sec.subject'), c.subject || '—'],
+        [t('sec.issuer'), c.issuer || '—'],
+        [t('sec.validFrom'), timestamp(c.not_before)],
+        [t('sec.validTo'), Number.isFinite(days) ? `${timestamp(c.not_after)} (${t('sec.daysLeft', { n: days })})` : timestamp(c.not_after)],
+        [t('sec.key'), key || '—', { id: 'cert-key' }],
+        [t('sec.sig'), c.signature_algorithm || c.signature || '—'],
+        [t('sec.selfSigned'), c.self_signed === undefined ? '—' : c.self_signed ? t('common.yes') : t('common.no')],
+        [t('sec.sha256'), c.sha256_fingerprint || '—', { class: 'mono wrap' }],
+        [t('sec.sans'), Array.isArray(c.sans) ? c.sans.join(', ') : c.sans || '—'],
+      ]),
+    );
+  };
+  const loadCert = () => api.certificate().then(showCert).catch((err) => {
     certBox.replaceChildren(h('p', { class: 'note', text: err.status === 404 ? t('sec.certUnavailable') : ctx.errorText(err) }));
   });
+  reload.addEventListener('click', async () => {
+    try {
+      showCert(await busy(reload, () => api.reloadCertificate()));
+      loadCert();
+      ctx.notify(t('sec.reloaded'));
+    } catch { /* shown */ }
+  });
+  loadCert();
 
   root.append(configForm('Web', ctx, { titleKey: 'sec.web', introKey: 'sec.webNote' }));
 }
