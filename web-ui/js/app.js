@@ -26,7 +26,7 @@ const ROUTES = {
   about: { render: system.renderAbout, title: 'nav.about', nav: true },
 };
 
-const state = { user: null, cleanup: null, route: '', loginReason: '' };
+const state = { user: null, cleanup: null, route: '', loginReason: '', setupNeeded: false };
 
 const $ = (id) => document.getElementById(id);
 
@@ -126,6 +126,8 @@ async function render() {
   let name = currentRoute();
   if (!state.user && (!name || ROUTES[name].auth !== false)) name = 'login';
   if (state.user && (name === 'login' || name === 'setup' || !name)) name = 'status';
+  if (!state.user && name === 'setup' && !state.setupNeeded) name = 'login';
+  if (!state.user && name === 'login' && state.setupNeeded) name = 'setup';
   if (state.cleanup) {
     try {
       state.cleanup();
@@ -141,7 +143,18 @@ async function render() {
   chrome();
   closeNav();
   const page = clear($('page'));
-  const ctx = { go, notify, showError, errorText, user: state.user, signedIn, reason: state.loginReason };
+  const ctx = {
+    go,
+    notify,
+    showError,
+    errorText,
+    user: state.user,
+    signedIn,
+    reason: state.loginReason,
+    setupDone: () => {
+      state.setupNeeded = false;
+    },
+  };
   state.loginReason = '';
   const cleanup = await r.render(page, ctx);
   if (seq === renderSeq) state.cleanup = typeof cleanup === 'function' ? cleanup : null;
@@ -209,7 +222,8 @@ async function start() {
 
   try {
     const s = await api.setupNeeded();
-    if (s && s.needed) {
+    state.setupNeeded = !!(s && s.needed);
+    if (state.setupNeeded) {
       location.hash = '#/setup';
       await render();
       return;

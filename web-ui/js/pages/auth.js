@@ -157,6 +157,7 @@ export function renderSetup(root, ctx) {
       return;
     }
     // The account exists now; sign in with it straight away.
+    ctx.setupDone();
     try {
       await api.login(user.value, pass.value);
       await ctx.signedIn();
