@@ -469,6 +469,45 @@ fn status_is_fresh_and_budget_respected() {
     assert_eq!(m.input_voltage.unwrap().value.hundredths(), 11830);
 }
 
+/// On battery, runtime and charge jump the rotation (≤ ~2 s old) while the line stays
+/// within its budget and the other measurements are still refreshed.
+#[test]
+fn on_battery_runtime_and_charge_stay_fresh() {
+    let mut h = started();
+    h.ups.status = 0x10;
+    h.run_until(22_000);
+    let from = 25_000;
+    let mut worst_runtime = 0;
+    let mut worst_charge = 0;
+    let mut t = from;
+    while t <= 85_000 {
+        h.run_until(t);
+        let m = &h.drv.snapshot().measurements;
+        worst_runtime = worst_runtime.max(t - m.runtime_seconds.unwrap().at.0);
+        worst_charge = worst_charge.max(t - m.charge_percent.unwrap().at.0);
+        t += 100;
+    }
+    assert!(
+        worst_runtime <= 2_600,
+        "runtime {worst_runtime} ms old on battery"
+    );
+    assert!(
+        worst_charge <= 2_600,
+        "charge {worst_charge} ms old on battery"
+    );
+    let bytes: usize = h
+        .rx_bytes
+        .iter()
+        .filter(|(t, _)| *t >= from)
+        .map(|(_, n)| *n)
+        .sum();
+    assert!(bytes as u64 <= 60 * 24 + 7, "{bytes} bytes in 60 s");
+    let m = &h.drv.snapshot().measurements;
+    for at in [m.input_voltage.unwrap().at, m.temperature.unwrap().at] {
+        assert!(85_000 - at.0 <= 20_000, "starved: {} ms old", 85_000 - at.0);
+    }
+}
+
 #[test]
 fn handshake_failure_then_success() {
     let mut h = Harness::new();

@@ -49,6 +49,9 @@ const ROTATION: [(Command, u8); 16] = [
     (Command::Register3, 4),
 ];
 
+/// How old runtime and charge may get while on battery before they jump the rotation.
+const ON_BATTERY_REFRESH: Duration = Duration::from_millis(2000);
+
 /// Settings re-read every `slow_poll_interval`, with expected reply lengths.
 const SLOW: [(Command, u8); 10] = [
     (Command::UpperTransferVoltage, 5),
@@ -409,6 +412,32 @@ impl State {
     }
 
     fn next_rot(&self) -> Option<usize> {
+        // On battery, runtime and charge decide the shutdown: keep them at most
+        // `ON_BATTERY_REFRESH` old (apcupsd polls every second on battery) and let the rest
+        // of the rotation share what the budget leaves.
+        let on_battery = self
+            .snap
+            .status
+            .is_some_and(|s| s.value.contains(StatusFlags::OB));
+        if on_battery {
+            let m = &self.snap.measurements;
+            let stale = |at: Option<Instant>| {
+                at.is_none_or(|t| self.now.saturating_since(t) >= ON_BATTERY_REFRESH)
+            };
+            for (cmd, at) in [
+                (Command::Runtime, m.runtime_seconds.map(|v| v.at)),
+                (Command::BatteryCharge, m.charge_percent.map(|v| v.at)),
+            ] {
+                if stale(at) && self.supported.contains(cmd.first_byte()) {
+                    return ROTATION.iter().position(|(c, _)| *c == cmd);
+                }
+            }
+        }
+        self.natural_rot()
+    }
+
+    /// The next measurement in plain rotation order.
+    fn natural_rot(&self) -> Option<usize> {
         (0..ROTATION.len())
             .map(|k| (self.rot_idx + k) % ROTATION.len())
             .find(|i| {
@@ -558,7 +587,11 @@ impl State {
                 self.next_status_at = now + self.cfg.status_interval;
                 self.status_urgent = false;
             }
-            Purpose::Measure(i) => self.rot_idx = (i + 1) % ROTATION.len(),
+            // A priority read (on battery) does not move the rotation, which would starve
+            // the items before it.
+            Purpose::Measure(i) if self.natural_rot() == Some(i) => {
+                self.rot_idx = (i + 1) % ROTATION.len();
+            }
             Purpose::Slow(i) => self.slow_idx = Some(i),
             _ => {}
         }
