@@ -338,6 +338,26 @@ fn ini_credentials_are_consumed_and_everything_is_gated() {
     ] {
         assert!(doc["paths"].get(p).is_some(), "{p} documented");
     }
+    // JSON endpoints need Content-Type: application/json (no cross-origin "simple" request),
+    // and browsers' cross-site requests are refused outright.
+    let body = serde_json::json!({"username": ADMIN, "password": PASSWORD}).to_string();
+    let (st, _, _) = svc.curl(
+        "POST",
+        "/api/v1/login",
+        &["-H", "content-type: text/plain", "--data-binary", &body],
+    );
+    assert_eq!(st, 415);
+    let (st, _, _) = svc.curl(
+        "POST",
+        "/login",
+        &[
+            "-H",
+            "sec-fetch-site: cross-site",
+            "--data",
+            "username=admin1&password=Secret%23123",
+        ],
+    );
+    assert_eq!(st, 403);
     let (st, _, s) = svc.login(ADMIN, PASSWORD, false);
     assert_eq!(st, 200);
     let s = s.unwrap();
@@ -465,7 +485,12 @@ fn a_username_with_crlf_cannot_forge_a_log_line() {
     }
     assert!(ev.contains("login_failed"));
     std::thread::sleep(Duration::from_millis(300));
-    for line in svc.log().lines() {
+    let log = svc.log();
+    assert!(
+        log.contains(r"bob\x0d\x0aFORGED"),
+        "escaped in the service log:\n{log}"
+    );
+    for line in log.lines() {
         assert!(
             !line.starts_with("FORGED") && !line.starts_with("{\"id\""),
             "forged line in the service log: {line}"

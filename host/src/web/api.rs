@@ -212,7 +212,21 @@ impl Req {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// The JSON body. `Content-Type: application/json` is required: a browser cannot send it
+    /// cross-origin without a CORS preflight we never answer, so no other site can drive these
+    /// endpoints (e.g. to guess passwords through its visitors' browsers).
     fn json<T: for<'de> Deserialize<'de>>(&self) -> Result<T, Resp> {
+        let ct = self.header("content-type").unwrap_or("");
+        if !ct
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("application/json")
+        {
+            return Err(error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Content-Type must be application/json",
+            ));
+        }
         serde_json::from_slice(&self.body).map_err(|e| {
             error(
                 StatusCode::BAD_REQUEST,
@@ -401,6 +415,12 @@ pub fn routes(ctx: Arc<Ctx>) -> impl Filter<Extract = (Resp,), Error = Rejection
 async fn dispatch(ctx: &Arc<Ctx>, req: Req) -> Resp {
     let m = req.method.clone();
     let path = req.path.clone();
+    let changes_state = !matches!(m, Method::GET | Method::HEAD | Method::OPTIONS);
+    // Browsers label cross-site requests; no other site may change anything here (the form
+    // login included), whatever cookies or bodies it manages to send.
+    if changes_state && req.header("sec-fetch-site") == Some("cross-site") {
+        return error(StatusCode::FORBIDDEN, "cross-site requests are refused");
+    }
     // Public routes.
     match (&m, path.as_str()) {
         (&Method::POST, "/api/v1/login") => return login_api(ctx, &req).await,
@@ -446,7 +466,6 @@ async fn dispatch(ctx: &Arc<Ctx>, req: Req) -> Resp {
             return error(StatusCode::UNAUTHORIZED, "not logged in");
         }
     };
-    let changes_state = !matches!(m, Method::GET | Method::HEAD | Method::OPTIONS);
     if changes_state && !auth::csrf_ok(&session, req.header("x-csrf-token")) {
         return error(
             StatusCode::FORBIDDEN,
