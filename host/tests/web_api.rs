@@ -567,6 +567,21 @@ fn config_injection_ranges_and_file_names_are_rejected() {
     assert!(saved.contains("datalog_interval_s = 120"), "{saved}");
     let ev = svc.wait_event("configuration changed from the web UI");
     assert!(ev.contains("configuration_changed"));
+
+    // A shorter idle timeout applies at once, to the live session too.
+    let (st, b) = svc.json(
+        "PUT",
+        "/api/v1/config/web",
+        r#"{"idle_timeout_min":1}"#,
+        Some(&s),
+    );
+    assert_eq!(st, 200, "{b}");
+    svc.advance(30);
+    let (st, _, _) = svc.get("/api/v1/session", Some(&s));
+    assert_eq!(st, 200);
+    svc.advance(30 + 61);
+    let (st, _, _) = svc.get("/api/v1/session", Some(&s));
+    assert_eq!(st, 401);
 }
 
 #[test]

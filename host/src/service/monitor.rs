@@ -229,6 +229,8 @@ struct Monitor {
     os_shutdown_started: bool,
     /// The web UI's certificate, reloaded with the configuration (SIGHUP).
     web_tls: Option<std::sync::Arc<crate::web::TlsManager>>,
+    /// Last daily certificate-expiry check.
+    cert_checked: Option<std::time::Instant>,
 }
 
 pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result<(), String> {
@@ -343,6 +345,7 @@ pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result
         schedules: BTreeMap::new(),
         os_shutdown_started: false,
         web_tls: None,
+        cert_checked: None,
     };
     m.plan_schedules();
     m.log_simple(
@@ -1112,7 +1115,32 @@ impl Monitor {
         Ok(UpsRequest::WriteString { var, value: v })
     }
 
+    /// Once a day: a certificate left running for months still gets its warning.
+    fn check_certificate(&mut self) {
+        let Some(tls) = self.web_tls.clone() else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        if self
+            .cert_checked
+            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(86_400))
+        {
+            return;
+        }
+        self.cert_checked = Some(now);
+        if tls.expiry_warning_due() {
+            self.log_simple(
+                EventId::CertificateExpiring,
+                &format!(
+                    "the web UI certificate expires in {} days; replace it with `upsguard cert generate` or `cert import`",
+                    tls.days_until_expiry()
+                ),
+            );
+        }
+    }
+
     fn sample_datalog(&mut self) {
+        self.check_certificate();
         let s = self.snap.borrow().clone();
         if s.comm != CommState::Established {
             return;
@@ -1219,15 +1247,8 @@ impl Monitor {
         if tls.generated_at_start() {
             tracing::info!("web: generated a self-signed certificate (RSA 2048, SHA-512)");
         }
-        if tls.expiry_warning_due() {
-            self.log_simple(
-                EventId::CertificateExpiring,
-                &format!(
-                    "the web UI certificate expires in {} days; replace it with `upsguard cert generate` or `cert import`",
-                    tls.days_until_expiry()
-                ),
-            );
-        }
+        self.web_tls = Some(std::sync::Arc::clone(&tls));
+        self.check_certificate();
         let addr = std::net::SocketAddr::new(self.cfg.web.bind, self.cfg.web.port);
         let listener = match crate::web::bind(addr).await {
             Ok(l) => l,
@@ -1246,7 +1267,6 @@ impl Monitor {
             crate::web::api::WebClock::new(clock_file),
             Some(std::sync::Arc::clone(&tls)),
         );
-        self.web_tls = Some(std::sync::Arc::clone(&tls));
         tokio::spawn(async move {
             if let Err(e) = crate::web::serve(
                 listener,

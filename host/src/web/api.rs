@@ -658,7 +658,18 @@ async fn protected(ctx: &Arc<Ctx>, req: &Req, session: &Session) -> Result<Resp,
                         };
                         values.insert(k, text);
                     }
-                    from_monitor(ctx.ask(Request::ConfigSet { section, values }).await?)
+                    let r = ctx.ask(Request::ConfigSet { section, values }).await?;
+                    // A new idle timeout applies at once, to the live session too.
+                    if r.ok
+                        && r.data["section"] == "Web"
+                        && let Some(min) = r.data["values"]["idle_timeout_min"]
+                            .as_str()
+                            .and_then(|v| v.parse::<u64>().ok())
+                    {
+                        ctx.auth()
+                            .set_idle_timeout(Duration::from_secs(min.max(1) * 60));
+                    }
+                    from_monitor(r)
                 }
                 _ => error(StatusCode::METHOD_NOT_ALLOWED, "use GET or PUT"),
             }

@@ -131,6 +131,11 @@ impl Auth {
         self.idle_timeout
     }
 
+    /// `[Web] idle_timeout_min` changed: applies to the live session too.
+    pub fn set_idle_timeout(&mut self, d: Duration) {
+        self.idle_timeout = d;
+    }
+
     /// Seconds left on the account lock, if locked.
     pub fn lock_remaining(&mut self, now: Instant) -> Option<u64> {
         match self.locked_until {
@@ -364,6 +369,15 @@ mod tests {
         assert_eq!(a.touch(&s2.id, late).unwrap_err(), SessionProblem::Expired);
         assert!(a.active_session(late).is_none());
         assert!(csrf_ok(&s2, Some(&s2.csrf)));
+        // The absolute lifetime ends even a busy session.
+        let s3 = a.login("admin1", t0).unwrap();
+        let mut t = t0;
+        while t < t0 + ABSOLUTE_LIFETIME - Duration::from_secs(600) {
+            t += Duration::from_secs(600);
+            assert!(a.touch(&s3.id, t).is_ok());
+        }
+        t += Duration::from_secs(600);
+        assert_eq!(a.touch(&s3.id, t).unwrap_err(), SessionProblem::Expired);
         assert!(!csrf_ok(&s2, Some("x")));
         assert!(!csrf_ok(&s2, None));
     }
