@@ -617,3 +617,37 @@ fn expensive_endpoints_are_single_flight_and_rate_limited() {
     assert_eq!(st, 200, "{b}");
     assert!(b.contains("\"columns\""));
 }
+
+#[test]
+fn ini_credentials_are_consumed_even_without_the_web_ui() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = dir.path().join("upsguard.ini");
+    std::fs::write(
+        &ini,
+        format!("[Credentials]\nusername = {ADMIN}\npassword = {PASSWORD}\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_upsguard"))
+        .arg("--socket")
+        .arg(dir.path().join("ctl.sock"))
+        .args(["run", "--no-web", "--simulate", "--data-dir"])
+        .arg(dir.path())
+        .arg("--config")
+        .arg(&ini)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while std::fs::read_to_string(&ini).unwrap().contains(PASSWORD)
+        && t0.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!std::fs::read_to_string(&ini).unwrap().contains(PASSWORD));
+    assert!(dir.path().join("credentials.enc").exists());
+    assert!(!dir.path().join("tls").exists(), "no web, no certificate");
+}

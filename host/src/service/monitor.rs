@@ -356,7 +356,10 @@ pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result
             m.paths.config.display()
         ),
     );
-    if !args.no_web {
+    // The credential channels (INI reset, install file) are consumed even without the web
+    // UI: plain-text secrets must not wait in the files for it.
+    let store = m.bootstrap_credentials();
+    if let Some(store) = store.filter(|_| !args.no_web) {
         // The web side asks the monitor through the same request path as the CLI.
         let (web_tx, mut web_rx) = mpsc::unbounded_channel::<(Request, Reply)>();
         let fwd = m.internal.clone();
@@ -367,7 +370,8 @@ pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result
                 }
             }
         });
-        m.start_web(web_tx, args.web_test_clock_file.clone()).await;
+        m.start_web(store, web_tx, args.web_test_clock_file.clone())
+            .await;
     }
     if simulate {
         print_sim_banner(&m.paths, &device, _sim.as_ref());
@@ -1162,16 +1166,16 @@ impl Monitor {
         }
     }
 
-    /// Credentials bootstrap, certificate and the HTTPS listener. Every failure here is a log
-    /// message: monitoring goes on without the web UI.
-    async fn start_web(&mut self, tx: crate::web::api::MonitorTx, clock_file: Option<PathBuf>) {
-        use crate::credentials::{CredentialStore, INSTALL_FILE_NAME, SETUP_TOKEN_TTL, SetupToken};
+    /// Open the credential store and consume `[Credentials]` and the install-time file. A
+    /// store that cannot be opened is logged; the web UI then stays off.
+    fn bootstrap_credentials(&mut self) -> Option<crate::credentials::CredentialStore> {
+        use crate::credentials::{CredentialStore, INSTALL_FILE_NAME};
         let data_dir = self.paths.data_dir.clone();
         let (mut store, report) = match CredentialStore::open(&data_dir) {
             Ok(x) => x,
             Err(e) => {
-                tracing::error!("web: not started: credential store: {e}");
-                return;
+                tracing::error!("credential store: {e}; the web UI is not started");
+                return None;
             }
         };
         for note in report.notes() {
@@ -1226,6 +1230,19 @@ impl Monitor {
             Ok(None) => {}
             Err(e) => tracing::error!("{e}"),
         }
+        Some(store)
+    }
+
+    /// Setup token, certificate and the HTTPS listener. Every failure here is a log message:
+    /// monitoring goes on without the web UI.
+    async fn start_web(
+        &mut self,
+        store: crate::credentials::CredentialStore,
+        tx: crate::web::api::MonitorTx,
+        clock_file: Option<PathBuf>,
+    ) {
+        use crate::credentials::{SETUP_TOKEN_TTL, SetupToken};
+        let data_dir = self.paths.data_dir.clone();
         if store.has_admin() {
             let _ = SetupToken::discard(&data_dir);
         } else {
