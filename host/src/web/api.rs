@@ -416,9 +416,13 @@ async fn dispatch(ctx: &Arc<Ctx>, req: Req) -> Resp {
     let m = req.method.clone();
     let path = req.path.clone();
     let changes_state = !matches!(m, Method::GET | Method::HEAD | Method::OPTIONS);
-    // Browsers label cross-site requests; no other site may change anything here (the form
-    // login included), whatever cookies or bodies it manages to send.
-    if changes_state && req.header("sec-fetch-site") == Some("cross-site") {
+    // Browsers label where a request comes from; no other origin (another port on this host
+    // is "same-site") may change anything here, the form login included.
+    if changes_state
+        && req
+            .header("sec-fetch-site")
+            .is_some_and(|v| !matches!(v.trim(), "same-origin" | "none"))
+    {
         return error(StatusCode::FORBIDDEN, "cross-site requests are refused");
     }
     // Public routes.
