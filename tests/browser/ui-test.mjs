@@ -266,13 +266,23 @@ async function main() {
     assert(after === newDelay, `after reload the value is ${after}, expected ${newDelay}`);
   });
 
-  await check('UPS settings offer the permitted values', async () => {
+  await check('UPS settings: dropdowns of permitted values; change sensitivity', async () => {
     await page.click('nav a[data-route="ups"]');
     await page.waitForSelector('#ups-settings select, #ups-settings .empty');
     const selects = await page.locator('#ups-settings select').count();
     assert(selects > 0, 'no UPS setting dropdowns');
-    const options = await page.locator('#ups-settings select').first().locator('option').count();
-    assert(options > 1, `first dropdown has ${options} option(s)`);
+    const sel = page.locator('#ups-settings select[data-setting="sensitivity"]');
+    assert((await sel.count()) === 1, 'no sensitivity dropdown');
+    const values = await sel.locator('option').evaluateAll((os) => os.map((o) => o.value));
+    assert(values.length > 1, `sensitivity offers ${values.join(',')}`);
+    const before = await sel.inputValue();
+    const next = values.find((v) => v !== before);
+    await sel.selectOption(next);
+    const row = page.locator('.row-setting', { has: page.locator('select[data-setting="sensitivity"]') });
+    await row.locator('button').click();
+    await page.waitForFunction(() => (document.getElementById('notice')?.textContent || '').length > 0 || !document.getElementById('alert').hidden, null, { timeout: 20000 });
+    assert(await page.locator('#alert').isHidden(), `error shown: ${await page.textContent('#alert')}`);
+    await page.waitForFunction((v) => document.querySelector('#ups-settings select[data-setting="sensitivity"]')?.value === v, next, { timeout: 20000 });
     await shot(page, '06-ups-settings');
   });
 
