@@ -49,6 +49,8 @@ if [ "$have_thumb" = 1 ]; then
   cargo build -p upsguard-core --target "$thumb" --release --locked
   cargo build -p upsguard-core --target "$thumb" --release --features defmt --locked
   cargo clippy -p upsguard-core --target "$thumb" --locked -- -D warnings
+  say "no_std core: flash size on a Cortex-M4 (budget 32 KiB)"
+  ci/core-size.sh
 else
   echo "note: rustup could not add $thumb here; the dependency-tree check above stands in for it"
 fi
