@@ -610,6 +610,10 @@ fn expensive_endpoints_are_single_flight_and_rate_limited() {
     let (b, _) = svc.json("POST", "/api/v1/ups/selftest", "", Some(&s));
     assert_ne!(a, 429);
     assert_eq!(b, 429, "a second self-test moments later is refused");
+    let (a, _) = svc.json("POST", "/api/v1/ups/calibrate", "{}", Some(&s));
+    let (b, _) = svc.json("POST", "/api/v1/ups/calibrate", "{}", Some(&s));
+    assert_ne!(a, 429);
+    assert_eq!(b, 429, "calibration is single-flight too");
     // Bad limits are rejected, not clamped into a file read.
     let (st, _, _) = svc.get("/api/v1/events?limit=../../etc", Some(&s));
     assert_eq!(st, 400);

@@ -609,6 +609,20 @@ async fn protected(ctx: &Arc<Ctx>, req: &Req, session: &Session) -> Result<Resp,
             let _g = ctx.claim("selftest")?;
             from_monitor(ctx.ask(Request::SelfTest).await?)
         }
+        (&Method::POST, "/api/v1/ups/calibrate") => {
+            #[derive(Deserialize)]
+            struct B {
+                #[serde(default)]
+                abort: bool,
+            }
+            let b: B = if req.body.is_empty() {
+                B { abort: false }
+            } else {
+                req.json()?
+            };
+            let _g = ctx.claim("calibrate")?;
+            from_monitor(ctx.ask(Request::Calibrate { abort: b.abort }).await?)
+        }
         (&Method::POST, "/api/v1/shutdown/now") => {
             from_monitor(ctx.ask(Request::ShutdownNow).await?)
         }
@@ -1126,6 +1140,7 @@ pub fn openapi() -> serde_json::Value {
                 "put": std("{name, value}: only values the UPS permits")
             },
             "/ups/selftest": { "post": limited("Start the battery self-test") },
+            "/ups/calibrate": { "post": limited("Start (or with {abort: true} stop) a runtime calibration") },
             "/ups/sleep": { "post": std("{hours: 1..99, graceful}") },
             "/shutdown/now": { "post": std("Start the graceful shutdown now") },
             "/config/{section}": {
