@@ -118,9 +118,13 @@ fn main() {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     let config = dir.join("upsguard.ini");
+    // The HTTPS server stays on: the footprint is measured with it running.
     std::fs::write(
         &config,
-        "[Shutdown]\npolicy = low_runtime\nos_shutdown_command = /bin/true\n\n[Web]\nenabled = false\n",
+        format!(
+            "[Shutdown]\npolicy = low_runtime\nos_shutdown_command = /bin/true\n\n[Web]\nbind = 127.0.0.1\nport = {}\n",
+            upsguard_tests::free_port()
+        ),
     )
     .unwrap();
     let socket = dir.join("upsguard.sock");
