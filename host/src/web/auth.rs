@@ -212,8 +212,10 @@ impl Auth {
         self.failures += 1;
         if self.failures >= MAX_FAILURES {
             self.failures = 0;
-            self.locked_until = Some(now + LOCK_DURATION);
-            self.blamed = Some((a.source, now + LOCK_DURATION + LOCK_BLAME));
+            // checked: a test clock far in the future must not panic the server.
+            let until = now.checked_add(LOCK_DURATION).unwrap_or(now);
+            self.locked_until = Some(until);
+            self.blamed = Some((a.source, until.checked_add(LOCK_BLAME).unwrap_or(until)));
             return Some(FailOutcome::LockedNow);
         }
         Some(FailOutcome::Counted(self.failures))
