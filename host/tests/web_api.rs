@@ -325,6 +325,21 @@ fn ini_credentials_are_consumed_and_everything_is_gated() {
         assert!(!head.contains("location:"), "never a redirect: {m} {p}");
         assert!(b.contains("\"error\""), "{m} {p}: {b}");
     }
+    // Static pages are public (the login page needs them); every answer has the headers.
+    let (st, head, _) = svc.get("/", None);
+    assert_eq!(st, 200);
+    assert!(head.contains("content-type: text/html"), "{head}");
+    let (_, head, _) = svc.get("/api/v1/status", None);
+    for h in [
+        "content-security-policy: default-src 'self'",
+        "x-frame-options: deny",
+        "x-content-type-options: nosniff",
+        "strict-transport-security:",
+        "referrer-policy:",
+        "cache-control: no-store",
+    ] {
+        assert!(head.contains(h), "{h} missing:\n{head}");
+    }
     let (st, _, b) = svc.get("/api/v1/openapi.json", None);
     assert_eq!(st, 200);
     let doc: serde_json::Value = serde_json::from_str(&b).unwrap();
