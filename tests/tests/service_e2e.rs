@@ -77,7 +77,9 @@ impl Rig {
                 .arg("--device")
                 .arg(&self.link)
                 .arg("--log")
-                .arg("debug"),
+                .arg("debug")
+                // The web UI has its own tests; here it would only contend for port 6547.
+                .arg("--no-web"),
             &self.dir.join("service.log"),
         );
         self.svc = Some(svc);
@@ -185,7 +187,7 @@ fn parse_ts(v: &Value) -> time::OffsetDateTime {
     .unwrap()
 }
 
-/// 1. A short outage: On Battery, then Input Power Restored; no shutdown; the command file
+/// Scenario 1: A short outage: On Battery, then Input Power Restored; no shutdown; the command file
 /// configured for On Battery ran with the event in its environment.
 #[test]
 fn short_outage_runs_command_file_and_no_shutdown() {
@@ -247,7 +249,7 @@ fn short_outage_runs_command_file_and_no_shutdown() {
     assert!(rig.has_event("monitoring_stopped", None).is_some(), "{out}");
 }
 
-/// 2. A long outage under load: Low Runtime fires, the shutdown command file runs for its
+/// Scenario 2: A long outage under load: Low Runtime fires, the shutdown command file runs for its
 /// duration, the OS shutdown command runs once, `upsguard killpower` makes the emulator cut
 /// its output after its delay, and the output returns with mains.
 #[test]
@@ -342,7 +344,7 @@ fn long_outage_shuts_down_and_kills_power() {
     assert!(on.is_some(), "output did not return: {}", rig.ctl.status());
 }
 
-/// 3. The link: the UPS stops answering → Communication Lost within two poll periods (plus
+/// Scenario 3: The link: the UPS stops answering → Communication Lost within two poll periods (plus
 /// one reply timeout); the pty disappears and comes back → re-established; no power events.
 #[test]
 fn link_loss_and_replug() {
@@ -388,7 +390,7 @@ fn link_loss_and_replug() {
     }
 }
 
-/// 4. Noise and garbage on the line: no false events, no crash, status still right.
+/// Scenario 4: Noise and garbage on the line: no false events, no crash, status still right.
 #[test]
 fn garbage_on_the_line_causes_no_false_events() {
     let mut rig = Rig::new("noise", 1, &ini("[Shutdown]\npolicy = immediately\n"));
@@ -412,7 +414,7 @@ fn garbage_on_the_line_causes_no_false_events() {
     }
 }
 
-/// 5. A corrupt configuration: the service starts from the backup and says so; a value with
+/// Scenario 5: A corrupt configuration: the service starts from the backup and says so; a value with
 /// an injected newline cannot create a section.
 #[test]
 fn corrupt_config_falls_back_to_backup() {
@@ -478,7 +480,7 @@ fn corrupt_config_falls_back_to_backup() {
     );
 }
 
-/// 6. A world-writable command file is refused, with an event.
+/// Scenario 6: A world-writable command file is refused, with an event.
 #[test]
 fn world_writable_command_file_is_refused() {
     let mut rig = Rig::new(

@@ -85,31 +85,30 @@ fn main() {
             let mut buf = [0u8; 512];
             while !stop.load(Ordering::Relaxed) {
                 // UPS → host, timestamped at the write.
-                if let Ok(n) = duplex.read(&mut buf) {
-                    if n > 0 {
-                        let chunk = &buf[..n];
-                        let _ = master.write_all(chunk);
-                        let now = SystemTime::now();
-                        up.fetch_add(n as u64, Ordering::Relaxed);
-                        let mut w = wire.lock().unwrap();
-                        for b in chunk {
-                            match b {
-                                b'!' => w.line_fail_at.push(now),
-                                b'$' => w.restore_at.push(now),
-                                _ => {}
-                            }
+                if let Ok(n) = duplex.read(&mut buf)
+                    && n > 0
+                {
+                    let chunk = &buf[..n];
+                    let _ = master.write_all(chunk);
+                    let now = SystemTime::now();
+                    up.fetch_add(n as u64, Ordering::Relaxed);
+                    let mut w = wire.lock().unwrap();
+                    for b in chunk {
+                        match b {
+                            b'!' => w.line_fail_at.push(now),
+                            b'$' => w.restore_at.push(now),
+                            _ => {}
                         }
                     }
                 }
                 // Host → UPS.
                 let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
-                if poll(&mut fds, PollTimeout::ZERO).unwrap_or(0) > 0 {
-                    if let Ok(n) = master.read(&mut buf) {
-                        if n > 0 {
-                            down.fetch_add(n as u64, Ordering::Relaxed);
-                            let _ = duplex.write_all(&buf[..n]);
-                        }
-                    }
+                if poll(&mut fds, PollTimeout::ZERO).unwrap_or(0) > 0
+                    && let Ok(n) = master.read(&mut buf)
+                    && n > 0
+                {
+                    down.fetch_add(n as u64, Ordering::Relaxed);
+                    let _ = duplex.write_all(&buf[..n]);
                 }
             }
         })
@@ -157,10 +156,8 @@ fn main() {
     let t0 = Instant::now();
     let mut ages = Vec::new();
     while t0.elapsed() < Duration::from_secs(idle_secs) {
-        if let Some(s) = status(&socket) {
-            if let Some(a) = s["status_age_ms"].as_u64() {
-                ages.push(a);
-            }
+        if let Some(a) = status(&socket).and_then(|s| s["status_age_ms"].as_u64()) {
+            ages.push(a);
         }
         std::thread::sleep(Duration::from_millis(97));
     }
