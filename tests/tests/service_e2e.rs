@@ -523,3 +523,82 @@ fn second_agent_is_refused() {
     assert!(!out.status.success());
     assert!(text.contains("in use by another process"), "{text}");
 }
+
+/// The operator's CLI: UPS settings (only permitted values reach the EEPROM), self-test,
+/// UPS sleep (`@nnn`), Shutdown Now, and a SIGHUP reload.
+#[test]
+fn cli_controls_reach_the_ups() {
+    let dir_marker = TempDir::new("cli-marker");
+    let marker = dir_marker.join("os-shutdown-ran");
+    let os_script = dir_marker.join("fake-shutdown.sh");
+    std::fs::write(
+        &os_script,
+        format!("#!/bin/sh\necho ran >> {}\n", marker.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&os_script, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut rig = Rig::new(
+        "cli",
+        1,
+        &ini(&format!(
+            "[Shutdown]\npolicy = low_battery\nos_shutdown_command = {}\nturn_off_ups = true\n",
+            os_script.display()
+        )),
+    );
+    rig.start_service();
+    wait_for(Duration::from_secs(15), Duration::from_millis(200), || {
+        rig.status_json()["transfer_high_v"].as_u64()
+    })
+    .expect("settings discovered");
+
+    let (ok, text) = rig.cli(&["settings", "get"]);
+    assert!(
+        ok && text.contains("transfer_high") && text.contains("127 130 133 136"),
+        "{text}"
+    );
+    let (ok, text) = rig.cli(&["settings", "set", "transfer_high", "129"]);
+    assert!(
+        !ok && text.contains("permitted"),
+        "a value the UPS does not permit: {text}"
+    );
+    let (ok, text) = rig.cli(&["settings", "set", "transfer_high", "133"]);
+    assert!(ok, "{text}");
+    assert_eq!(rig.ctl.eeprom()["u"], "133");
+
+    let (ok, text) = rig.cli(&["self-test"]);
+    assert!(ok, "{text}");
+    wait_for(Duration::from_secs(15), Duration::from_millis(200), || {
+        (rig.ctl.status()["self_test"]["count"].as_u64() >= Some(1)).then_some(())
+    })
+    .expect("emulator ran a self-test");
+
+    // Sleep without an OS shutdown: the UPS is told `@010` (one hour).
+    let (ok, text) = rig.cli(&["sleep", "--hours", "1"]);
+    assert!(ok, "{text}");
+    let pending = wait_for(Duration::from_secs(15), Duration::from_millis(100), || {
+        let s = rig.ctl.status();
+        (!s["pending_shutdown"].is_null()).then_some(s)
+    })
+    .unwrap_or_else(|| panic!("no pending UPS sleep\n{}", rig.logs()));
+    assert_eq!(pending["pending_shutdown"]["kind"], "@", "{pending}");
+    rig.ctl.ok("power-cycle");
+
+    // SIGHUP reloads the configuration and says so.
+    let pid = rig.svc.as_ref().and_then(ChildGuard::id).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    rig.wait_event("configuration_changed", Duration::from_secs(5));
+
+    // Shutdown Now, on line: the sequence runs and the OS shutdown command runs once.
+    let (ok, text) = rig.cli(&["shutdown-now"]);
+    assert!(ok, "{text}");
+    rig.wait_event("shutdown_started", Duration::from_secs(5));
+    wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
+        std::fs::read_to_string(&marker).ok()
+    })
+    .unwrap_or_else(|| panic!("OS shutdown command did not run\n{}", rig.logs()));
+    assert!(rig.data.join("killpower.flag").exists());
+}
