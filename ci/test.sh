@@ -13,6 +13,11 @@ need=()
 [ -x /lib/nut/apcsmart ] || need+=(nut-server)
 command -v upsc >/dev/null 2>&1 || need+=(nut-client)
 command -v socat >/dev/null 2>&1 || need+=(socat)
+# The web UI's browser test: Debian's Chromium driven by playwright-core from npm.
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]}"
   if [ "$(id -u)" -ne 0 ]; then
@@ -65,5 +70,21 @@ CI=true cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/test-ou
 status=${PIPESTATUS[0]}
 passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' target/test-output.txt | awk '{p+=$4; f+=$6} END {print p+0, f+0}')
 set -- $passed
+
+# --- 6. Web UI in a real browser -------------------------------------------------------
+# tests/browser/ui-test.mjs runs target/debug/upsguard --simulate and drives headless Chromium
+# through setup, login, dashboard, settings, events and logout; last line "N passed, N failed".
+say "browser test (headless Chromium, tests/browser)"
+set +e
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && node ui-test.mjs) 2>&1 | tee target/browser-test-output.txt
+browser_status=${PIPESTATUS[0]}
+set -e
+browser=$(tail -n 1 target/browser-test-output.txt | grep -Eo '^[0-9]+ passed, [0-9]+ failed$' | awk '{print $1, $3}')
+if [ -z "$browser" ]; then
+  browser="0 1"
+  [ "$browser_status" -ne 0 ] || browser_status=1
+fi
+set -- $(( $1 + ${browser% *} )) $(( $2 + ${browser#* } ))
 printf '\nTotal: %s passed, %s failed\n' "$1" "$2"
-exit "$status"
+[ "$status" -ne 0 ] && exit "$status"
+exit "$browser_status"
