@@ -93,7 +93,7 @@ export function startMock({ port = 0, token = 'deadbeef-00112233-44556677-8899aa
     }
     if (!authed(req)) return json(res, 401, { error: 'not logged in' });
     if (r === '/logout') { st.session = null; ev('logout', 'info', 'administrator logged out'); return json(res, 200, {}, { 'Set-Cookie': 'sid=; Max-Age=0; Path=/' }); }
-    if (r === '/session') return json(res, 200, { username: st.admin.username, csrf: st.session.csrf, idle_timeout_s: 900 });
+    if (r === '/session') return json(res, 200, { username: st.admin.username, csrf: st.session.csrf, idle_timeout_s: Number(process.env.MOCK_IDLE_S || 900) });
     if (r === '/status') {
       const j = (x, d) => Math.round((x + (Math.random() - 0.5) * d) * 10) / 10;
       return json(res, 200, { comm: 'online', status: 'OL', status_text: 'On line', model: 'SMART-UPS 1000', serial: 'AS0123456789', firmware: '600.3.I', input_voltage: j(230, 2), output_voltage: j(230, 1), frequency_hz: 50, load_pct: j(23, 2), charge_pct: 100, battery_voltage: 27.4, runtime_s: 2760, temperature_c: 31.5, last_transfer: 'No transfer since turn on', self_test: 'OK', transfer_high_v: 253, transfer_low_v: 196, shutdown_phase: 'idle', status_age_ms: 420 });

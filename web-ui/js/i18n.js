@@ -65,7 +65,7 @@ const en = {
   'login.locked': 'Too many failed logins: the account is locked. Try again in {s} s.',
   'login.unlocked': 'The lock has ended; you may try again.',
   'login.throttled': 'Too many attempts from this address. Wait a moment and try again.',
-  'login.expired': 'Your session ended (15 minutes without activity, or it was taken over). Please log in again.',
+  'login.expired': 'Your session ended (no activity for the idle timeout, 15 minutes by default, or it was taken over). Please log in again.',
   'login.loggedOut': 'You have logged out.',
 
   'setup.title': 'First-run setup',
@@ -454,7 +454,7 @@ const ja = {
   'login.locked': 'ログインの失敗が多すぎるため、アカウントはロックされています。{s} 秒後に再試行してください。',
   'login.unlocked': 'ロックが解除されました。再試行できます。',
   'login.throttled': 'このアドレスからの試行が多すぎます。しばらく待ってから再試行してください。',
-  'login.expired': 'セッションが終了しました(15 分間操作がなかったか、引き継がれました)。再度ログインしてください。',
+  'login.expired': 'セッションが終了しました(無操作タイムアウト(既定 15 分)に達したか、引き継がれました)。再度ログインしてください。',
   'login.loggedOut': 'ログアウトしました。',
 
   'setup.title': '初期設定',
