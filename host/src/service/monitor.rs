@@ -16,7 +16,7 @@ use upsguard_core::shutdown::{
     ShutdownMachine, ShutdownPolicy as CorePolicy, UpsOffMode as CoreOffMode,
 };
 use upsguard_core::time::Duration as CoreDuration;
-use upsguard_core::wire::{SelfTestResult, SettingVar, StatusFlags};
+use upsguard_core::wire::{SelfTestInterval, SelfTestResult, SettingVar, StatusFlags};
 
 use super::{Paths, RunArgs, notify, schedule};
 use crate::clock::Clock;
@@ -1058,10 +1058,14 @@ impl Monitor {
                     .alarm_delay
                     .map(|x| String::from_utf8_lossy(x.value.as_bytes()).into_owned()),
                 SettingVar::OutputVoltage => v.nominal_output_voltage.map(|x| x.to_string()),
-                SettingVar::SelfTestInterval => s
-                    .settings
-                    .self_test_interval
-                    .map(|x| format!("{:?}", x.value)),
+                // The UPS's own spelling, so it matches an entry of the permitted list.
+                SettingVar::SelfTestInterval => {
+                    s.settings.self_test_interval.map(|x| match x.value {
+                        SelfTestInterval::Hours(h) => format!("{h:03}"),
+                        SelfTestInterval::OnPowerOn => "ON".to_string(),
+                        SelfTestInterval::Off => "OFF".to_string(),
+                    })
+                }
             };
             out.push(serde_json::json!({
                 "name": setting_name(var),
