@@ -179,6 +179,21 @@ fn ini(extra: &str) -> String {
     format!("[Communication]\npoll_interval_ms = 500\nreply_timeout_ms = 1000\n\n{extra}\n{safe}")
 }
 
+/// A stand-in OS shutdown command: a script that appends a line to a marker file.
+/// Returns the folder (removed on drop), the marker and the script.
+fn fake_os_shutdown() -> (TempDir, PathBuf, PathBuf) {
+    let dir = TempDir::new("fake-shutdown");
+    let marker = dir.join("os-shutdown-ran");
+    let script = dir.join("fake-shutdown.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho ran >> {}\n", marker.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
+    (dir, marker, script)
+}
+
 fn parse_ts(v: &Value) -> time::OffsetDateTime {
     time::OffsetDateTime::parse(
         v["ts"].as_str().unwrap(),
@@ -254,15 +269,7 @@ fn short_outage_runs_command_file_and_no_shutdown() {
 /// its output after its delay, and the output returns with mains.
 #[test]
 fn long_outage_shuts_down_and_kills_power() {
-    let dir_marker = TempDir::new("marker");
-    let marker = dir_marker.join("os-shutdown-ran");
-    let os_script = dir_marker.join("fake-shutdown.sh");
-    std::fs::write(
-        &os_script,
-        format!("#!/bin/sh\necho ran >> {}\n", marker.display()),
-    )
-    .unwrap();
-    std::fs::set_permissions(&os_script, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (_dir_marker, marker, os_script) = fake_os_shutdown();
     // A + B + margin = 2 + 300 + 60 s: Low Runtime fires once the UPS reports ≤ 6 minutes
     // (at 80 % load a full battery lasts about 9 minutes of emulator time, 10x faster here).
     let mut rig = Rig::new(
@@ -528,15 +535,7 @@ fn second_agent_is_refused() {
 /// UPS sleep (`@nnn`), Shutdown Now, and a SIGHUP reload.
 #[test]
 fn cli_controls_reach_the_ups() {
-    let dir_marker = TempDir::new("cli-marker");
-    let marker = dir_marker.join("os-shutdown-ran");
-    let os_script = dir_marker.join("fake-shutdown.sh");
-    std::fs::write(
-        &os_script,
-        format!("#!/bin/sh\necho ran >> {}\n", marker.display()),
-    )
-    .unwrap();
-    std::fs::set_permissions(&os_script, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (_dir_marker, marker, os_script) = fake_os_shutdown();
     let mut rig = Rig::new(
         "cli",
         1,
