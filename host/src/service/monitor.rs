@@ -1237,6 +1237,40 @@ impl Monitor {
         Some(store)
     }
 
+    /// `[Web] pkcs12_file` names a keystore in `<data-dir>/tls/` whose password is
+    /// `[Credentials] pkcs12_password` (product §8.2): it becomes the served certificate at
+    /// start-up and on reload. A bad keystore or password is logged and the previous
+    /// certificate stays in service.
+    fn install_configured_pkcs12(&self, data_dir: &Path) {
+        let Some(name) = self.cfg.web.pkcs12_file.clone() else {
+            return;
+        };
+        let password = self
+            .cfg
+            .clone()
+            .take_credentials()
+            .and_then(|c| c.pkcs12_password.clone());
+        let Some(password) = password else {
+            tracing::error!(
+                "web: [Web] pkcs12_file = {} but [Credentials] pkcs12_password is not set; keeping the current certificate",
+                name.as_str()
+            );
+            return;
+        };
+        let file = data_dir.join("tls").join(name.as_str());
+        match crate::web::cert::import_pkcs12(data_dir, &file, &password) {
+            Ok(info) => tracing::info!(
+                "web: certificate from the PKCS#12 keystore {} installed ({})",
+                name.as_str(),
+                info.subject
+            ),
+            Err(e) => tracing::error!(
+                "web: PKCS#12 keystore {} not used: {e}; keeping the current certificate",
+                name.as_str()
+            ),
+        }
+    }
+
     /// Setup token, certificate and the HTTPS listener. Every failure here is a log message:
     /// monitoring goes on without the web UI.
     async fn start_web(
@@ -1258,6 +1292,7 @@ impl Monitor {
                 Err(e) => tracing::error!("web: cannot create a setup token: {e}"),
             }
         }
+        self.install_configured_pkcs12(&data_dir);
         let tls = match crate::web::TlsManager::load_or_generate(&data_dir) {
             Ok(t) => std::sync::Arc::new(t),
             Err(e) => {
@@ -1447,6 +1482,7 @@ impl Monitor {
         self.log_simple(EventId::ConfigurationChanged, why);
         // A certificate replaced with `upsguard cert import|generate` is served from here on.
         if let Some(tls) = self.web_tls.clone() {
+            self.install_configured_pkcs12(&self.paths.data_dir.clone());
             match tls.reload() {
                 Ok(info) => {
                     tracing::info!("web: certificate reloaded ({})", info.sha256_fingerprint);
