@@ -121,6 +121,7 @@ export function startMock({ port = 0, token = 'deadbeef-00112233-44556677-8899aa
       return json(res, 200, {});
     }
     if (r === '/ups/selftest') { ev('self_test', 'info', 'self-test started'); return json(res, 200, {}); }
+    if (r === '/ups/calibrate') { ev('calibration_started', 'info', 'calibration started'); return json(res, 200, {}); }
     if (r === '/shutdown/now' || r === '/ups/sleep') return json(res, 200, {});
     if (r === '/security/certificate' || r === '/security/certificate/reload') {
       return json(res, 200, { subject: 'CN=upsguard', issuer: 'CN=upsguard', sans: ['DNS:localhost', 'IP:127.0.0.1', 'IP:::1'], not_before: '2026-11-27T00:00:00Z', not_after: '2036-11-25T00:00:00Z', key_type: 'RSA', key_bits: 2048, signature_algorithm: 'sha512WithRSAEncryption', sha256_fingerprint: 'AB:CD:EF', self_signed: true, chain_len: 1, days_until_expiry: 3650 });

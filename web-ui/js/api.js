@@ -133,6 +133,7 @@ export async function upsSettings() {
 }
 export const setUpsSetting = (name, value) => request('PUT', '/ups/settings', { name, value: String(value) });
 export const selfTest = () => request('POST', '/ups/selftest', {});
+export const calibrate = (abort) => request('POST', '/ups/calibrate', { abort: Boolean(abort) });
 export const shutdownNow = () => request('POST', '/shutdown/now', {});
 export const sleep = (hours, graceful) => request('POST', '/ups/sleep', { hours, graceful });
 

@@ -283,6 +283,10 @@ const en = {
   'diag.calibration': 'Runtime calibration',
   'diag.calibrationNote': 'Calibration discharges the battery under load to re-learn the runtime. It needs a fully charged battery and a load of at least 30 %.',
   'diag.runCalibration': 'Start calibration',
+  'diag.abortCalibration': 'Abort calibration',
+  'diag.calConfirm': 'Start a runtime calibration? The battery will be discharged under load.',
+  'diag.calStarted': 'Runtime calibration started.',
+  'diag.calAborted': 'Runtime calibration aborted.',
 
   'network.title': 'Network services',
   'network.intro': 'Services that let other programs read the UPS state. All are off or bound to localhost by default.',
@@ -672,6 +676,10 @@ const ja = {
   'diag.calibration': 'ランタイム較正',
   'diag.calibrationNote': '較正では負荷をかけたままバッテリーを放電し、稼働時間を再学習します。満充電のバッテリーと 30 % 以上の負荷が必要です。',
   'diag.runCalibration': '較正を開始',
+  'diag.abortCalibration': '較正を中止',
+  'diag.calConfirm': 'ランタイム較正を開始しますか？負荷をかけたままバッテリーを放電します。',
+  'diag.calStarted': 'ランタイム較正を開始しました。',
+  'diag.calAborted': 'ランタイム較正を中止しました。',
 
   'network.title': 'ネットワークサービス',
   'network.intro': '他のプログラムが UPS の状態を読み取るためのサービスです。既定ではすべて無効、または localhost のみで待ち受けます。',

@@ -30,11 +30,20 @@ export function renderDiagnostics(root, ctx) {
     } catch { /* shown */ }
   });
   root.append(section('diag.selfTest', [note('diag.selfTestNote', 'hint'), result, h('div', { class: 'actions' }, [run])]));
-  const cal = h('button', { type: 'button', class: 'btn', text: t('diag.runCalibration'), disabled: true, 'aria-describedby': 'cal-note' });
+  const cal = h('button', { type: 'button', class: 'btn', text: t('diag.runCalibration'), id: 'cal-start' });
+  const calStop = h('button', { type: 'button', class: 'btn', text: t('diag.abortCalibration'), id: 'cal-abort' });
+  for (const [btn, abort, msg] of [[cal, false, 'diag.calStarted'], [calStop, true, 'diag.calAborted']]) {
+    btn.addEventListener('click', async () => {
+      if (!abort && !window.confirm(t('diag.calConfirm'))) return;
+      try {
+        await busy(btn, () => api.calibrate(abort));
+        ctx.notify(t(msg));
+      } catch { /* shown */ }
+    });
+  }
   root.append(section('diag.calibration', [
     h('p', { class: 'hint', text: t('diag.calibrationNote') }),
-    h('p', { class: 'note note-warn', id: 'cal-note', text: t('common.notYet') }),
-    h('div', { class: 'actions' }, [cal]),
+    h('div', { class: 'actions' }, [cal, calStop]),
   ]));
   showLast();
 }
