@@ -123,6 +123,8 @@ catalogue! {
     CertificateExpiring = "certificate_expiring",
     /// A command file was refused because it (or its folder) is writable by others.
     CommandFileRefused = "command_file_refused",
+    /// The encrypted credential store was damaged and restored from its backup copy.
+    CredentialsBackupUsed = "credentials_backup_used",
 }
 
 impl EventId {
@@ -145,7 +147,8 @@ impl EventId {
             | AccountLocked
             | ConfigBackupUsed
             | CertificateExpiring
-            | CommandFileRefused => Severity::Warning,
+            | CommandFileRefused
+            | CredentialsBackupUsed => Severity::Warning,
             PowerRestored | CommEstablished | SelfTestPassed | CalibrationStarted
             | CalibrationFinished | CalibrationAborted | SmartBoost | SmartTrim | UpsOutputOn
             | UpsWoke | ShutdownStarted | ShutdownCancelled | MonitoringStarted
@@ -224,6 +227,7 @@ impl EventId {
                 | ConfigBackupUsed
                 | CertificateExpiring
                 | CommandFileRefused
+                | CredentialsBackupUsed
         )
     }
 
@@ -268,6 +272,7 @@ impl EventId {
             ConfigBackupUsed => "Configuration Backup Used",
             CertificateExpiring => "Certificate Expiring",
             CommandFileRefused => "Command File Refused",
+            CredentialsBackupUsed => "Credential Store Restored From Backup",
         }
     }
 
@@ -422,6 +427,6 @@ mod tests {
         assert!(LowRuntime.may_shut_down());
         assert!(!SmartBoost.may_shut_down());
         assert!(LoginFailed.is_security());
-        assert_eq!(EventId::ALL.len(), 37);
+        assert_eq!(EventId::ALL.len(), 38);
     }
 }

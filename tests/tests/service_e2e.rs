@@ -601,3 +601,29 @@ fn cli_controls_reach_the_ups() {
     .unwrap_or_else(|| panic!("OS shutdown command did not run\n{}", rig.logs()));
     assert!(rig.data.join("killpower.flag").exists());
 }
+
+/// A damaged credential store is restored from its backup, and the event log says so.
+#[test]
+fn damaged_credential_store_is_restored_from_backup() {
+    let mut rig = Rig::new(
+        "creds",
+        1,
+        &ini("[Credentials]\nusername = admin1\npassword = Secret#123\n"),
+    );
+    rig.start_service();
+    rig.wait_event("credentials_changed", Duration::from_secs(10));
+    rig.stop_service();
+    let ini_now = std::fs::read_to_string(&rig.config).unwrap();
+    assert!(
+        !ini_now.contains("Secret#123"),
+        "password left in the INI: {ini_now}"
+    );
+    let enc = rig.data.join("credentials.enc");
+    let mut bytes = std::fs::read(&enc).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&enc, bytes).unwrap();
+    rig.start_service();
+    let ev = rig.wait_event("credentials_backup_used", Duration::from_secs(10));
+    assert_eq!(ev["severity"], "warning");
+}

@@ -1185,6 +1185,15 @@ impl Monitor {
         for note in report.notes() {
             tracing::warn!("credentials: {note}");
         }
+        if report.used_backup() {
+            self.log_simple(
+                EventId::CredentialsBackupUsed,
+                &format!(
+                    "credentials.enc was damaged; restored from credentials.bak ({})",
+                    report.notes().join("; ")
+                ),
+            );
+        }
         // [Credentials] in the INI: the reset channel (product §8.5).
         if let Some(c) = self.cfg.take_credentials() {
             if c.username.is_some() || c.password.is_some() {
