@@ -296,7 +296,13 @@ fn long_outage_shuts_down_and_kills_power() {
     let lr = rig.wait_event("low_runtime", Duration::from_secs(90));
     assert_eq!(lr["severity"], "critical");
     let started = rig.wait_event("shutdown_started", Duration::from_secs(5));
-    assert!(std::fs::read_to_string(&cf_marker).is_ok_and(|s| s.contains("shutdown_started")));
+    // The command file is started when the event is logged; its first line lands a moment later.
+    wait_for(Duration::from_secs(5), Duration::from_millis(20), || {
+        std::fs::read_to_string(&cf_marker)
+            .ok()
+            .filter(|s| s.contains("shutdown_started"))
+    })
+    .unwrap_or_else(|| panic!("shutdown command file did not run\n{}", rig.logs()));
     // The OS shutdown waits for the command file's duration (2 s), not for the script (30 s).
     let ran = wait_for(Duration::from_secs(15), Duration::from_millis(50), || {
         std::fs::read_to_string(&marker).ok()
