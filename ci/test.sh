@@ -13,6 +13,7 @@ need=()
 [ -x /lib/nut/apcsmart ] || need+=(nut-server)
 command -v upsc >/dev/null 2>&1 || need+=(nut-client)
 command -v socat >/dev/null 2>&1 || need+=(socat)
+[ -x /sbin/apcupsd ] || need+=(apcupsd)
 # The web UI's browser test: Debian's Chromium driven by playwright-core from npm.
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
