@@ -28,6 +28,11 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}"
+  # The packages' own daemons (apcupsd with its stock USB config, NUT) are not under test and
+  # must not hold ports or act on this machine's power; the tests start their own instances.
+  if command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now apcupsd nut-server nut-monitor nut-driver.target >/dev/null 2>&1 || true
+  fi
 fi
 
 # --- 2. Toolchain pieces --------------------------------------------------------------

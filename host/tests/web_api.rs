@@ -499,8 +499,13 @@ fn a_username_with_crlf_cannot_forge_a_log_line() {
         assert!(v.is_object());
     }
     assert!(ev.contains("login_failed"));
-    std::thread::sleep(Duration::from_millis(300));
-    let log = svc.log();
+    // The service log line is written beside the event; give a loaded machine time to flush it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut log = svc.log();
+    while !log.contains(r"bob\x0d\x0aFORGED") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        log = svc.log();
+    }
     assert!(
         log.contains(r"bob\x0d\x0aFORGED"),
         "escaped in the service log:\n{log}"
@@ -669,4 +674,31 @@ fn ini_credentials_are_consumed_even_without_the_web_ui() {
     assert!(!std::fs::read_to_string(&ini).unwrap().contains(PASSWORD));
     assert!(dir.path().join("credentials.enc").exists());
     assert!(!dir.path().join("tls").exists(), "no web, no certificate");
+}
+
+/// The dashboard's automatic refreshes (marked `X-Upsguard-Background: 1`) keep working but do
+/// not count as activity: a browser left open on the dashboard is logged out on time by the
+/// server, while a real request does extend the session.
+#[test]
+fn dashboard_polling_does_not_defeat_the_idle_timeout() {
+    let svc = with_admin();
+    let (_, _, s) = svc.login(ADMIN, PASSWORD, false);
+    let s = s.unwrap();
+    let poll = |at: u64| {
+        svc.advance(at);
+        let mut args = s.headers();
+        args.extend(["-H".to_string(), "X-Upsguard-Background: 1".to_string()]);
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        svc.curl("GET", "/api/v1/status", &a).0
+    };
+    // A real request at 10 min resets the idle clock…
+    assert_eq!(poll(5 * 60), 200);
+    svc.advance(10 * 60);
+    assert_eq!(svc.get("/api/v1/session", Some(&s)).0, 200);
+    // …background polls after it do not: 14 min later they still work, at 15 min the
+    // session has ended.
+    assert_eq!(poll(10 * 60 + 14 * 60), 200);
+    assert_eq!(poll(10 * 60 + 14 * 60 + 50), 200);
+    assert_eq!(poll(10 * 60 + 15 * 60 + 1), 401);
+    assert_eq!(svc.get("/api/v1/session", Some(&s)).0, 401);
 }

@@ -227,15 +227,19 @@ async function main() {
     await shot(page, '03-dashboard');
   });
 
-  await check('dashboard polls /status', async () => {
+  await check('dashboard polls /status as background requests (no idle-timeout refresh)', async () => {
     let n = 0;
+    let marked = 0;
     const count = (r) => {
-      if (r.url().includes('/api/v1/status')) n += 1;
+      if (!r.url().includes('/api/v1/status')) return;
+      n += 1;
+      if (r.headers()['x-upsguard-background'] === '1') marked += 1;
     };
     page.on('request', count);
     await sleep(4500);
     page.off('request', count);
     assert(n >= 2, `${n} status requests in 4.5 s`);
+    assert(marked === n, `${marked} of ${n} polls marked X-Upsguard-Background`);
   });
 
   await check('language switch to Japanese and back', async () => {

@@ -37,8 +37,11 @@ export function downloadUrl(path) {
 // Paths where a 401 is an answer the page handles, not "session expired".
 const AUTH_PATHS = new Set(['/login', '/setup', '/session']);
 
-async function request(method, path, body, { quiet = false } = {}) {
+async function request(method, path, body, { quiet = false, background = false } = {}) {
   const headers = { Accept: 'application/json' };
+  // Automatic refreshes are not activity: the server's idle timeout must still end the session
+  // of a browser left open on the dashboard.
+  if (background) headers['X-Upsguard-Background'] = '1';
   const init = { method, headers, credentials: 'same-origin', cache: 'no-store', redirect: 'error' };
   if (method !== 'GET' && method !== 'HEAD') {
     if (csrf) headers['X-CSRF-Token'] = csrf;
@@ -103,7 +106,8 @@ export async function session() {
 }
 
 // --- monitoring -----------------------------------------------------------------------
-export const status = () => request('GET', '/status', undefined, { quiet: true });
+/** `background`: an automatic refresh, which does not extend the session's idle time. */
+export const status = (background = false) => request('GET', '/status', undefined, { quiet: true, background });
 export const events = (limit = 500) => request('GET', `/events?limit=${q(limit)}`);
 export const eventsCsvUrl = () => downloadUrl('/events.csv');
 /** `{samples: [{ts, input_v, …}]}`; the server sends the CSV as `{columns, rows}`. */

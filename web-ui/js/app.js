@@ -162,33 +162,11 @@ async function render() {
 }
 
 // --- idle logout ----------------------------------------------------------------------------
-// The dashboard polls every 2 s, and every request counts as activity for the server, so the
-// UI itself ends a session after the idle timeout without keyboard, pointer or touch input.
-let lastActivity = Date.now();
-for (const ev of ['pointerdown', 'keydown', 'wheel', 'touchstart']) {
-  window.addEventListener(ev, () => {
-    lastActivity = Date.now();
-  }, { passive: true, capture: true });
-}
-function idleLimitMs() {
-  const s = Number(state.user && state.user.idle_timeout_s);
-  return (Number.isFinite(s) && s > 0 ? s : 900) * 1000;
-}
-setInterval(async () => {
-  if (!state.user || Date.now() - lastActivity < idleLimitMs()) return;
-  state.user = null;
-  try {
-    await api.logout();
-  } catch {
-    /* already gone */
-  }
-  state.loginReason = 'expired';
-  go('login');
-}, 10000);
+// The server enforces the idle timeout: dashboard refreshes are sent as background requests
+// (api.status(true)), so an unattended page gets a 401 and lands on the login page.
 
 /** Called by the login and setup pages once a session exists. */
 async function signedIn() {
-  lastActivity = Date.now();
   try {
     state.user = await api.session();
   } catch {

@@ -455,7 +455,10 @@ async fn dispatch(ctx: &Arc<Ctx>, req: Req) -> Resp {
     let Some(sid) = req.cookie(auth::COOKIE_NAME) else {
         return error(StatusCode::UNAUTHORIZED, "not logged in");
     };
-    let session = match ctx.auth().touch(&sid, now) {
+    let activity = req
+        .header(auth::BACKGROUND_HEADER)
+        .is_none_or(|v| v.trim() != "1");
+    let session = match ctx.auth().check(&sid, now, activity) {
         Ok(s) => s,
         Err(SessionProblem::Expired) => {
             return set_cookie(
@@ -1100,7 +1103,9 @@ pub fn openapi() -> serde_json::Value {
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Every route except login, setup and this document needs the \
                 ug_session cookie; POST/PUT/DELETE also need the X-CSRF-Token header (from \
-                login or GET /session). Errors are {\"error\": text}."
+                login or GET /session). Automatic refreshes should send \
+                X-Upsguard-Background: 1 so they do not count as activity for the idle \
+                timeout. Errors are {\"error\": text}."
         },
         "servers": [{ "url": "/api/v1" }],
         "components": {

@@ -36,6 +36,9 @@ pub const BUCKET_REFILL_S: f64 = 6.0;
 const MAX_SOURCES: usize = 4096;
 /// Name of the session cookie.
 pub const COOKIE_NAME: &str = "ug_session";
+/// Request header the UI sets on automatic refreshes (dashboard polling): such requests are
+/// authenticated as usual but do not count as activity for the idle timeout.
+pub const BACKGROUND_HEADER: &str = "x-upsguard-background";
 
 /// Why a credential check was not even tried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,6 +256,18 @@ impl Auth {
     /// Check a session id and touch it. `Err(Expired)` when the id was the session that just
     /// timed out (so the client can say so).
     pub fn touch(&mut self, id: &str, now: Instant) -> Result<Session, SessionProblem> {
+        self.check(id, now, true)
+    }
+
+    /// Check a session id; `activity` says whether the request counts against the idle
+    /// timeout. A dashboard's automatic polling is not activity, or an unattended browser
+    /// would keep a session alive for its whole absolute lifetime.
+    pub fn check(
+        &mut self,
+        id: &str,
+        now: Instant,
+        activity: bool,
+    ) -> Result<Session, SessionProblem> {
         let had = self.session.as_ref().is_some_and(|s| ct_eq(&s.id, id));
         match self.active_session(now) {
             Some(s) if ct_eq(&s.id, id) => {}
@@ -260,7 +275,9 @@ impl Auth {
             _ => return Err(SessionProblem::Missing),
         }
         let s = self.session.as_mut().ok_or(SessionProblem::Missing)?;
-        s.last_seen = now;
+        if activity {
+            s.last_seen = now;
+        }
         Ok(s.clone())
     }
 
@@ -354,6 +371,23 @@ mod tests {
         }
         assert_eq!(throttled, 40);
         assert!(a.begin_attempt(ip("203.0.113.6"), t0).is_ok());
+    }
+
+    #[test]
+    fn background_polling_does_not_keep_a_session_alive() {
+        let t0 = Instant::now();
+        let mut a = Auth::new(Duration::from_secs(900));
+        let s = a.login("admin1", t0).unwrap();
+        let mut t = t0;
+        for _ in 0..449 {
+            t += Duration::from_secs(2);
+            assert!(a.check(&s.id, t, false).is_ok());
+        }
+        t += Duration::from_secs(2);
+        assert_eq!(
+            a.check(&s.id, t, false).unwrap_err(),
+            SessionProblem::Expired
+        );
     }
 
     #[test]

@@ -57,6 +57,7 @@ export function render(root) {
   let timer = 0;
   let stopped = false;
   let failures = 0;
+  let polls = 0;
 
   function draw(st) {
     const c = classify(st);
@@ -111,7 +112,9 @@ export function render(root) {
   async function poll() {
     if (stopped) return;
     try {
-      const st = await api.status();
+      // The first load follows a click; the refreshes after it are background requests.
+      const st = await api.status(polls > 0);
+      polls += 1;
       if (stopped) return;
       failures = 0;
       stale.hidden = true;
