@@ -15,6 +15,7 @@
 pub mod events;
 pub mod ini;
 pub mod model;
+pub mod notifications;
 pub mod schedule;
 pub mod values;
 
@@ -34,6 +35,7 @@ pub use model::{
     Access, Communication, Community, Config, Credentials, IpPrefix, Logging, NetService,
     SectionId, Shutdown, ShutdownPolicy, Snmp, UpsOffMode, Web,
 };
+pub use notifications::{Notifications, SmtpSecurity, WebhookUrl};
 pub use schedule::Schedule;
 pub use values::{Argv, FileName};
 

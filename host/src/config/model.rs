@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::events::Events;
 use super::ini::{self, Document, Writer};
+use super::notifications::Notifications;
 use super::schedule::{self, MAX_SCHEDULES, Schedule};
 use super::values::{
     Argv, FileName, fmt_bool, fmt_opt_file, parse_bool, parse_ip, parse_opt_file, parse_port,
@@ -58,11 +59,12 @@ pub enum SectionId {
     Snmp,
     Nut,
     Nis,
+    Notifications,
     Credentials,
 }
 
 impl SectionId {
-    pub const ALL: [SectionId; 10] = [
+    pub const ALL: [SectionId; 11] = [
         Self::Communication,
         Self::Shutdown,
         Self::Events,
@@ -72,11 +74,12 @@ impl SectionId {
         Self::Snmp,
         Self::Nut,
         Self::Nis,
+        Self::Notifications,
         Self::Credentials,
     ];
 
     /// Schedules are checked against the shutdown durations, so they are applied last.
-    pub(crate) const LOAD_ORDER: [SectionId; 10] = [
+    pub(crate) const LOAD_ORDER: [SectionId; 11] = [
         Self::Communication,
         Self::Shutdown,
         Self::Events,
@@ -85,6 +88,7 @@ impl SectionId {
         Self::Snmp,
         Self::Nut,
         Self::Nis,
+        Self::Notifications,
         Self::Credentials,
         Self::Schedule,
     ];
@@ -100,6 +104,7 @@ impl SectionId {
             Self::Snmp => "SNMP",
             Self::Nut => "NUT",
             Self::Nis => "NIS",
+            Self::Notifications => "Notifications",
             Self::Credentials => "Credentials",
         }
     }
@@ -786,6 +791,9 @@ pub struct Credentials {
     pub password: Option<String>,
     /// Password of the `[Web] pkcs12_file` keystore.
     pub pkcs12_password: Option<String>,
+    /// `[Notifications]` SMTP AUTH password: moved into the encrypted credential store, then
+    /// scrubbed from the file.
+    pub smtp_password: Option<String>,
 }
 
 impl fmt::Debug for Credentials {
@@ -795,6 +803,7 @@ impl fmt::Debug for Credentials {
             .field("username", &self.username)
             .field("password", &r(&self.password))
             .field("pkcs12_password", &r(&self.pkcs12_password))
+            .field("smtp_password", &r(&self.smtp_password))
             .finish()
     }
 }
@@ -812,13 +821,14 @@ fn parse_secret(v: &str, max: usize) -> Result<Option<String>, String> {
 
 impl Credentials {
     /// Keys whose values [`Config::get`] refuses to return.
-    pub const SECRET_KEYS: [&'static str; 2] = ["password", "pkcs12_password"];
+    pub const SECRET_KEYS: [&'static str; 3] = ["password", "pkcs12_password", "smtp_password"];
 
     fn set(&mut self, key: &str, v: &str) -> SetResult {
         match key {
             "username" => put(&mut self.username, parse_secret(v, 128)),
             "password" => put(&mut self.password, parse_secret(v, 128)),
             "pkcs12_password" => put(&mut self.pkcs12_password, parse_secret(v, 1024)),
+            "smtp_password" => put(&mut self.smtp_password, parse_secret(v, 256)),
             _ => Err(SetError::UnknownKey),
         }
     }
@@ -829,6 +839,7 @@ impl Credentials {
             ("username", &self.username),
             ("password", &self.password),
             ("pkcs12_password", &self.pkcs12_password),
+            ("smtp_password", &self.smtp_password),
         ] {
             if let Some(v) = v {
                 out.push((k.to_string(), v.clone()));
@@ -855,6 +866,7 @@ pub struct Config {
     pub snmp: Snmp,
     pub nut: NetService,
     pub nis: NetService,
+    pub notifications: Notifications,
     /// Private so it can only leave through [`Config::take_credentials`].
     credentials: Option<Credentials>,
 }
@@ -871,6 +883,7 @@ impl Default for Config {
             snmp: Snmp::default(),
             nut: NetService::nut_default(),
             nis: NetService::nis_default(),
+            notifications: Notifications::default(),
             credentials: None,
         }
     }
@@ -921,6 +934,11 @@ impl Config {
             SectionId::Snmp => self.snmp.set(&k, value),
             SectionId::Nut => self.nut.set(&k, value),
             SectionId::Nis => self.nis.set(&k, value),
+            SectionId::Notifications => match self.notifications.set(&k, value) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(SetError::UnknownKey),
+                Err(e) => Err(SetError::Invalid(e)),
+            },
             SectionId::Credentials => {
                 let mut c = self.credentials.clone().unwrap_or_default();
                 c.set(&k, value).map(|()| self.credentials = Some(c))
@@ -1012,6 +1030,7 @@ impl Config {
             SectionId::Snmp => self.snmp.entries(),
             SectionId::Nut => self.nut.entries(),
             SectionId::Nis => self.nis.entries(),
+            SectionId::Notifications => self.notifications.entries(),
             SectionId::Credentials => self
                 .credentials
                 .as_ref()
@@ -1182,6 +1201,12 @@ fn section_help(sid: SectionId) -> Option<&'static str> {
              once YYYY-MM-DDTHH:MM wake YYYY-MM-DDTHH:MM   (host local time; DAY = mon..sun)",
         ),
         SectionId::Logging => Some("The minimum of each size and file count is a retention floor."),
+        SectionId::Notifications => Some(
+            "smtp_security: starttls | tls | none (none only to a loopback relay). mail_to: comma-separated.\n\
+             The SMTP password is given once as smtp_password in the credentials section: it is moved to the\n\
+             encrypted credential store and removed from this file.\n\
+             *_pin_sha256: SHA-256 fingerprint (AB:CD:...) of the server's certificate, for self-signed receivers.",
+        ),
         _ => None,
     }
 }

@@ -54,6 +54,8 @@ use crate::atomic::AtomicWriteError;
 pub enum UserKind {
     Snmp,
     Nut,
+    /// The `[Notifications]` SMTP account.
+    Smtp,
 }
 
 impl fmt::Display for UserKind {
@@ -61,6 +63,7 @@ impl fmt::Display for UserKind {
         f.write_str(match self {
             UserKind::Snmp => "SNMPv3 user",
             UserKind::Nut => "NUT user",
+            UserKind::Smtp => "SMTP account",
         })
     }
 }

@@ -221,6 +221,9 @@ pub struct Content {
     pub snmp_users: Vec<SnmpUser>,
     #[serde(default)]
     pub nut_users: Vec<NutUser>,
+    /// `[Notifications]` SMTP AUTH password (from `[Credentials] smtp_password` or the web UI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_password: Option<SecretString>,
 }
 
 impl Default for Content {
@@ -230,6 +233,7 @@ impl Default for Content {
             admin: None,
             snmp_users: Vec::new(),
             nut_users: Vec::new(),
+            smtp_password: None,
         }
     }
 }
@@ -298,6 +302,7 @@ mod tests {
                 secret: SecretString::new("pw#1"),
                 role: NutRole::MonitorSecondary,
             }],
+            smtp_password: Some(SecretString::new("smtp#pw")),
         };
         let json = serde_json::to_string(&c).unwrap();
         assert!(json.contains("\"0001ff\""), "{json}");

@@ -10,8 +10,8 @@ use zeroize::Zeroizing;
 
 use super::envelope::{self, Damage, Key};
 use super::model::{
-    Admin, CONTENT_FORMAT, Content, NutUser, SnmpAuthProtocol, SnmpKeyKind, SnmpPrivProtocol,
-    SnmpUser,
+    Admin, CONTENT_FORMAT, Content, NutUser, SecretString, SnmpAuthProtocol, SnmpKeyKind,
+    SnmpPrivProtocol, SnmpUser,
 };
 use super::{CredError, UserKind, hash, policy};
 use crate::atomic::{self, MODE_PRIVATE};
@@ -356,6 +356,33 @@ impl CredentialStore {
                 Err(e)
             }
         }
+    }
+
+    // --- notification secrets ---------------------------------------------------------
+
+    /// The SMTP AUTH password for `[Notifications]`, if one is stored.
+    pub fn smtp_password(&self) -> Option<&SecretString> {
+        self.content.smtp_password.as_ref()
+    }
+
+    /// Store (or with `None` / an empty text, remove) the SMTP AUTH password. Only what keeps
+    /// it usable on the wire is checked: 1..=256 bytes, no control characters.
+    pub fn set_smtp_password(&mut self, password: Option<&str>) -> Result<(), CredError> {
+        let pw = password.filter(|p| !p.is_empty());
+        if let Some(p) = pw
+            && (p.len() > 256 || p.chars().any(char::is_control))
+        {
+            return Err(CredError::InvalidUser {
+                kind: UserKind::Smtp,
+                problem: "the SMTP password must be at most 256 bytes without control characters"
+                    .into(),
+            });
+        }
+        let value = pw.map(SecretString::new);
+        self.mutate(move |c| {
+            c.smtp_password = value;
+            Ok(())
+        })
     }
 
     // --- SNMPv3 users -------------------------------------------------------------------
