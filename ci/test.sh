@@ -14,6 +14,8 @@ need=()
 command -v upsc >/dev/null 2>&1 || need+=(nut-client)
 command -v socat >/dev/null 2>&1 || need+=(socat)
 [ -x /sbin/apcupsd ] || need+=(apcupsd)
+# The notification tests' SMTP server (Debian's python3, not a pyenv one).
+/usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need+=(python3-aiosmtpd)
 # The web UI's browser test: Debian's Chromium driven by playwright-core from npm.
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)

@@ -66,6 +66,9 @@ pub enum Request {
         section: String,
         values: std::collections::BTreeMap<String, String>,
     },
+    /// Send a test message on every enabled notification channel (one try each) and report
+    /// each channel's result.
+    NotifyTest,
 }
 
 /// The service's answer.

@@ -11,6 +11,7 @@ pub mod eventlog;
 pub mod ipc;
 pub mod killpower;
 pub mod link;
+pub mod notifications;
 pub mod serial;
 pub mod service;
 pub mod status;

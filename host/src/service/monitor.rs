@@ -231,7 +231,17 @@ struct Monitor {
     web_tls: Option<std::sync::Arc<crate::web::TlsManager>>,
     /// Last daily certificate-expiry check.
     cert_checked: Option<std::time::Instant>,
+    /// The `notify` action's delivery queue (set once the credential store is open).
+    notifier: Option<crate::notifications::Notifier>,
+    /// `[Notifications]` as of the last load, shared with queued messages.
+    notify_cfg: std::sync::Arc<config::Notifications>,
+    /// The credential store (SMTP password; the web UI shares it).
+    creds: crate::notifications::Secrets,
+    /// This machine's name, for notifications.
+    host_name: String,
 }
+
+type SharedStore = std::sync::Arc<std::sync::Mutex<crate::credentials::CredentialStore>>;
 
 pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result<(), String> {
     prepare_dir(&paths.data_dir)?;
@@ -346,7 +356,13 @@ pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result
         os_shutdown_started: false,
         web_tls: None,
         cert_checked: None,
+        notifier: None,
+        notify_cfg: std::sync::Arc::new(config::Notifications::default()),
+        creds: None,
+        host_name: crate::notifications::host_name(),
     };
+    m.notify_cfg = std::sync::Arc::new(m.cfg.notifications.clone());
+    m.warn_incomplete_notifications();
     m.plan_schedules();
     m.log_simple(
         EventId::MonitoringStarted,
@@ -358,7 +374,15 @@ pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result
     );
     // The credential channels (INI reset, install file) are consumed even without the web
     // UI: plain-text secrets must not wait in the files for it.
-    let store = m.bootstrap_credentials();
+    let store: Option<SharedStore> = m
+        .bootstrap_credentials()
+        .map(|s| std::sync::Arc::new(std::sync::Mutex::new(s)));
+    m.creds = store.clone();
+    let (notify_fail_tx, mut notify_fail_rx) = mpsc::unbounded_channel();
+    m.notifier = Some(crate::notifications::Notifier::spawn(
+        store.clone(),
+        notify_fail_tx,
+    ));
     if let Some(store) = store.filter(|_| !args.no_web) {
         // The web side asks the monitor through the same request path as the CLI.
         let (web_tx, mut web_rx) = mpsc::unbounded_channel::<(Request, Reply)>();
@@ -401,6 +425,7 @@ pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result
             Some(msg) = link_rx.recv() => m.on_link(msg),
             _ = sleep_until(deadline) => m.on_timer(),
             Some(msg) = int_rx.recv() => m.on_internal(msg).await,
+            Some(f) = notify_fail_rx.recv() => m.on_notify_failure(f),
             _ = datalog_tick.tick() => m.sample_datalog(),
             _ = watchdog_tick.tick(), if watchdog.is_some() => notify::notify("WATCHDOG=1"),
             Some(line) = recv_opt(&mut stdin_rx) => {
@@ -703,10 +728,7 @@ impl Monitor {
         }
         let Some(actions) = actions else { return };
         if actions.notify {
-            tracing::debug!(
-                "notify requested for {}; no notification channel is configured",
-                ev.id
-            );
+            self.notify(ev.id.as_str(), sev, state, title, &v, false);
         }
         if let Some(cf) = actions.command_file {
             let ctx = self.cmd_context(ev.id.as_str(), sev, state, title);
@@ -717,6 +739,112 @@ impl Monitor {
                 ev.id.as_str(),
                 false,
             );
+        }
+    }
+
+    fn notification(
+        &self,
+        id: &str,
+        sev: Severity,
+        state: EventState,
+        title: &str,
+        v: &StatusView,
+        test: bool,
+    ) -> crate::notifications::Message {
+        crate::notifications::Message {
+            event: id.to_string(),
+            severity: sev,
+            state,
+            text: title.to_string(),
+            at: OffsetDateTime::now_utc(),
+            host: self.host_name.clone(),
+            ups: crate::notifications::UpsInfo {
+                model: v.model.clone(),
+                serial: v.serial.clone(),
+                status: v.status.clone(),
+                charge_pct: v.charge_pct,
+                runtime_s: v.runtime_s,
+            },
+            test,
+        }
+    }
+
+    /// Queue a notification; never waits (a full queue drops it, counted and logged).
+    fn notify(
+        &self,
+        id: &str,
+        sev: Severity,
+        state: EventState,
+        title: &str,
+        v: &StatusView,
+        test: bool,
+    ) {
+        let c = &self.notify_cfg;
+        if !c.email_enabled && !c.webhook_enabled {
+            tracing::debug!("notify requested for {id}; no notification channel is enabled");
+            return;
+        }
+        let msg = self.notification(id, sev, state, title, v, test);
+        if let Some(n) = &self.notifier {
+            n.submit(std::sync::Arc::clone(&self.notify_cfg), msg);
+        }
+    }
+
+    /// A channel gave up on a message: an event, so it shows in the UI's event log.
+    fn on_notify_failure(&mut self, f: crate::notifications::DeliveryFailure) {
+        let rec = EventRecord::new(
+            "notification_failed",
+            Severity::Warning,
+            EventState::None,
+            &format!(
+                "{} notification for {} failed after {} attempt(s): {}",
+                f.result.channel, f.event, f.result.attempts, f.result.detail
+            ),
+        )
+        .with_field("channel", f.result.channel)
+        .with_field("event", f.event.as_str());
+        self.append(&rec);
+    }
+
+    /// Test message on every enabled channel, one try each, answered from a task.
+    fn notify_test(&self, reply: Reply) -> Option<(Response, Reply)> {
+        let cfg = std::sync::Arc::clone(&self.notify_cfg);
+        if !cfg.email_enabled && !cfg.webhook_enabled {
+            return Some((
+                Response::err(
+                    "no notification channel is enabled: enable e-mail or the webhook and save first",
+                ),
+                reply,
+            ));
+        }
+        let v = StatusView::from_snapshot(&self.snap.borrow(), self.clock.now());
+        let msg = self.notification(
+            "test",
+            Severity::Info,
+            EventState::None,
+            "Test notification",
+            &v,
+            true,
+        );
+        let secrets = self.creds.clone();
+        tokio::spawn(async move {
+            let results = crate::notifications::deliver(&cfg, &msg, &secrets, 1).await;
+            for r in &results {
+                tracing::info!(
+                    "test notification by {}: {} ({})",
+                    r.channel,
+                    if r.ok { "sent" } else { "failed" },
+                    crate::eventlog::display_escape(&r.detail)
+                );
+            }
+            let _ = reply.send(Response::ok(serde_json::json!({ "results": results })));
+        });
+        None
+    }
+
+    fn warn_incomplete_notifications(&self) {
+        for (key, rule) in self.cfg.notifications.incomplete() {
+            tracing::warn!("config: [Notifications] {key} {rule}; that channel cannot deliver");
         }
     }
 
@@ -1008,6 +1136,7 @@ impl Monitor {
             } => self.web_event(&id, &message, fields, source),
             Request::ConfigGet { section } => self.config_get(&section),
             Request::ConfigSet { section, values } => self.config_set(&section, &values),
+            Request::NotifyTest => return self.notify_test(reply),
         };
         Some((resp, reply))
     }
@@ -1196,6 +1325,21 @@ impl Monitor {
         }
         // [Credentials] in the INI: the reset channel (product §8.5).
         if let Some(c) = self.cfg.take_credentials() {
+            if let Some(pw) = &c.smtp_password {
+                match store.set_smtp_password(Some(pw)) {
+                    Ok(()) | Err(crate::credentials::CredError::BackupNotUpdated(_)) => self
+                        .log_simple(
+                            EventId::CredentialsChanged,
+                            &format!(
+                                "SMTP password for [Notifications] set from the [Credentials] section of {}",
+                                self.paths.config.display()
+                            ),
+                        ),
+                    Err(e) => tracing::error!(
+                        "smtp_password from [Credentials] not used (removed from the file anyway): {e}"
+                    ),
+                }
+            }
             if c.username.is_some() || c.password.is_some() {
                 let u = c.username.clone().unwrap_or_default();
                 let p = c.password.clone().unwrap_or_default();
@@ -1214,6 +1358,8 @@ impl Monitor {
                         "credentials from [Credentials] not used (removed from the file anyway): {e}"
                     ),
                 }
+            }
+            if c.username.is_some() || c.password.is_some() || c.smtp_password.is_some() {
                 // Plain-text secrets never stay in the file, used or not.
                 if let Err(e) = config::scrub_credentials(&self.paths.config, &self.paths.backup) {
                     tracing::error!("cannot remove [Credentials] from the configuration: {e}");
@@ -1284,13 +1430,17 @@ impl Monitor {
     /// monitoring goes on without the web UI.
     async fn start_web(
         &mut self,
-        store: crate::credentials::CredentialStore,
+        store: SharedStore,
         tx: crate::web::api::MonitorTx,
         clock_file: Option<PathBuf>,
     ) {
         use crate::credentials::{SETUP_TOKEN_TTL, SetupToken};
         let data_dir = self.paths.data_dir.clone();
-        if store.has_admin() {
+        let has_admin = store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .has_admin();
+        if has_admin {
             let _ = SetupToken::discard(&data_dir);
         } else {
             match SetupToken::create(&data_dir) {
@@ -1326,7 +1476,7 @@ impl Monitor {
         tracing::info!("web: HTTPS on https://{shown}/");
         let idle = Duration::from_secs(u64::from(self.cfg.web.idle_timeout_min.max(1)) * 60);
         let ctx = crate::web::api::Ctx::new(
-            std::sync::Arc::new(std::sync::Mutex::new(store)),
+            store,
             tx,
             idle,
             crate::web::api::WebClock::new(clock_file),
@@ -1448,6 +1598,13 @@ impl Monitor {
                 return Response::err(e.to_string());
             }
         }
+        // An enabled channel that could never deliver is refused here rather than found out
+        // during a power failure.
+        if sid == config::SectionId::Notifications
+            && let Some((key, rule)) = next.notifications.incomplete().into_iter().next()
+        {
+            return Response::err(format!("[Notifications] {key} {rule}"));
+        }
         if let Err(e) = next.save(&self.paths.config, &self.paths.backup) {
             return Response::err(format!("cannot save the configuration: {e}"));
         }
@@ -1478,6 +1635,8 @@ impl Monitor {
             self.append(&rec);
         }
         self.cfg = loaded.config;
+        self.notify_cfg = std::sync::Arc::new(self.cfg.notifications.clone());
+        self.warn_incomplete_notifications();
         self.machine
             .set_config(self.clock.now(), shutdown_config(&self.cfg));
         self.events.set_limits(

@@ -651,6 +651,23 @@ async fn protected(ctx: &Arc<Ctx>, req: &Req, session: &Session) -> Result<Resp,
                 .await?,
             )
         }
+        // Every enabled channel, one try each; the answer lists each channel's result.
+        (&Method::POST, "/api/v1/notifications/test") => {
+            let _g = ctx.claim("notify-test")?;
+            from_monitor(ctx.ask(Request::NotifyTest).await?)
+        }
+        (&Method::GET, "/api/v1/notifications/smtp-password") => {
+            let set = ctx
+                .creds
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .smtp_password()
+                .is_some();
+            json_resp(StatusCode::OK, &serde_json::json!({ "set": set }))
+        }
+        (&Method::PUT, "/api/v1/notifications/smtp-password") => {
+            smtp_password(ctx, req, session).await?
+        }
         (_, p) if p.starts_with("/api/v1/config/") => {
             let section = p.trim_start_matches("/api/v1/config/");
             if section.is_empty() || section.contains('/') {
@@ -1074,6 +1091,50 @@ async fn change_password(ctx: &Arc<Ctx>, req: &Req, session: &Session) -> Result
     }
 }
 
+/// `PUT /api/v1/notifications/smtp-password {password}`: write-only; an empty text removes
+/// it. The value goes straight into the encrypted credential store, never into the INI, and
+/// is never returned (GET only says whether one is stored).
+async fn smtp_password(ctx: &Arc<Ctx>, req: &Req, session: &Session) -> Result<Resp, Resp> {
+    #[derive(Deserialize)]
+    struct B {
+        password: String,
+    }
+    let b: B = req.json()?;
+    let creds = Arc::clone(&ctx.creds);
+    let pw = zeroize::Zeroizing::new(b.password);
+    let clearing = pw.is_empty();
+    let result = tokio::task::spawn_blocking(move || {
+        creds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set_smtp_password(Some(pw.as_str()))
+    })
+    .await
+    .unwrap_or_else(|e| Err(CredError::Crypto(e.to_string())));
+    match result {
+        Ok(()) | Err(CredError::BackupNotUpdated(_)) => {
+            let name = loggable_name(&session.username);
+            ctx.event(
+                "credentials_changed",
+                format!(
+                    "SMTP password for notifications {} by {name}",
+                    if clearing { "removed" } else { "changed" }
+                ),
+                fields(&[("username", &name)]),
+                req.peer.ip(),
+            );
+            Ok(json_resp(
+                StatusCode::OK,
+                &serde_json::json!({ "ok": true, "set": !clearing }),
+            ))
+        }
+        Err(e @ CredError::InvalidUser { .. }) => {
+            Err(error(StatusCode::BAD_REQUEST, &e.to_string()))
+        }
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
+    }
+}
+
 /// The OpenAPI 3 document served at `/api/v1/openapi.json` (and `/openapi.json`).
 pub fn openapi() -> serde_json::Value {
     use serde_json::json;
@@ -1154,6 +1215,11 @@ pub fn openapi() -> serde_json::Value {
                 "get": std("{section, values}"),
                 "put": std("{key: value, …}: typed, range-checked, all or nothing; saved and reloaded")
             },
+            "/notifications/test": { "post": limited("Send a test message on every enabled channel (one try each): {results: [{channel, ok, detail, attempts}]}") },
+            "/notifications/smtp-password": {
+                "get": std("{set}: whether an SMTP password is stored (it is never returned)"),
+                "put": std("{password}: store the SMTP AUTH password in the encrypted credential store; \"\" removes it")
+            },
             "/security/certificate": { "get": std("The served certificate: subject, issuer, sans, validity, key, signature, fingerprint, days_until_expiry") },
             "/security/certificate/reload": { "post": limited("Serve the files in <data-dir>/tls/ again (after `upsguard cert import|generate`)") },
             "/security/password": { "put": std("{current_password, new_password}; counts like a login") },
@@ -1176,7 +1242,14 @@ mod tests {
     #[test]
     fn openapi_lists_the_routes() {
         let doc = openapi();
-        for p in ["/login", "/status", "/config/{section}", "/events.csv"] {
+        for p in [
+            "/login",
+            "/status",
+            "/config/{section}",
+            "/events.csv",
+            "/notifications/test",
+            "/notifications/smtp-password",
+        ] {
             assert!(doc["paths"].get(p).is_some(), "{p}");
         }
     }
