@@ -1,8 +1,8 @@
-// Diagnostics, notifications (placeholder), security, about.
+// Diagnostics, notifications, security, about.
 import * as api from '../api.js';
 import { h } from '../dom.js';
 import { t } from '../i18n.js';
-import { pageHeader, section, field, fieldError, busy, note, dl, loading, timestamp } from '../ui.js';
+import { pageHeader, section, field, fieldError, busy, note, dl, loading, timestamp, select } from '../ui.js';
 import { policyChecks } from './auth.js';
 import { configForm } from './settings.js';
 
@@ -48,22 +48,147 @@ export function renderDiagnostics(root, ctx) {
   showLast();
 }
 
-export function renderNotifications(root) {
-  root.append(pageHeader('notify.title'));
-  root.append(h('p', { class: 'note note-warn', id: 'notify-unavailable', role: 'note', text: t('notify.unavailable') }));
-  const fs = h('fieldset', { disabled: true }, [
+// The notification endpoints below belong in api.js with the others; they live here until
+// that file's current rework lands. Same rules as api.js: same-origin cookie, the session's
+// CSRF token on every change, JSON both ways, no redirects.
+async function notifyCall(method, path, body) {
+  const headers = { Accept: 'application/json' };
+  const init = { method, headers, credentials: 'same-origin', cache: 'no-store', redirect: 'error' };
+  if (method !== 'GET') {
+    headers['X-CSRF-Token'] = (await api.session()).csrf || '';
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body ?? {});
+  }
+  const resp = await fetch(`/api/v1/notifications/${path}`, init);
+  let data = {};
+  try {
+    data = await resp.json();
+  } catch {
+    data = {};
+  }
+  if (!resp.ok) throw new api.ApiError(resp.status, (data && data.error) || `HTTP ${resp.status}`, data);
+  return data;
+}
+
+const NOTIFY_TEXT = ['smtp_host', 'smtp_port', 'smtp_username', 'smtp_pin_sha256', 'mail_from', 'mail_to', 'webhook_url', 'webhook_pin_sha256'];
+
+export function renderNotifications(root, ctx) {
+  root.append(pageHeader('notify.title', 'notify.intro'));
+  const ctl = {
+    email_enabled: h('input', { type: 'checkbox', id: 'notify-email_enabled' }),
+    smtp_host: h('input', { type: 'text', id: 'notify-smtp_host', autocomplete: 'off', spellcheck: 'false' }),
+    smtp_port: h('input', { type: 'number', id: 'notify-smtp_port', min: 1, max: 65535, step: 1, inputmode: 'numeric' }),
+    smtp_security: select([['starttls', t('notify.sec.starttls')], ['tls', t('notify.sec.tls')], ['none', t('notify.sec.none')]], 'starttls'),
+    smtp_username: h('input', { type: 'text', id: 'notify-smtp_username', autocomplete: 'off', spellcheck: 'false' }),
+    smtp_pin_sha256: h('input', { type: 'text', id: 'notify-smtp_pin_sha256', autocomplete: 'off', spellcheck: 'false', class: 'mono' }),
+    mail_from: h('input', { type: 'email', id: 'notify-mail_from', autocomplete: 'off' }),
+    mail_to: h('input', { type: 'text', id: 'notify-mail_to', autocomplete: 'off', spellcheck: 'false' }),
+    webhook_enabled: h('input', { type: 'checkbox', id: 'notify-webhook_enabled' }),
+    webhook_url: h('input', { type: 'url', id: 'notify-webhook_url', autocomplete: 'off', spellcheck: 'false' }),
+    webhook_pin_sha256: h('input', { type: 'text', id: 'notify-webhook_pin_sha256', autocomplete: 'off', spellcheck: 'false', class: 'mono' }),
+  };
+  ctl.smtp_security.id = 'notify-smtp_security';
+  const password = h('input', { type: 'password', id: 'notify-smtp_password', autocomplete: 'new-password', maxlength: 256 });
+  const clearPw = h('input', { type: 'checkbox', id: 'notify-smtp_password_clear' });
+  const pwState = h('p', { class: 'hint', id: 'notify-pw-state', 'aria-live': 'polite' });
+  const check = (c, key, hintKey) => h('div', { class: 'field field-check' }, [c, h('label', { for: c.id, text: t(key) }), hintKey ? h('p', { class: 'hint', text: t(hintKey) }) : null]);
+
+  const email = h('fieldset', null, [
     h('legend', { text: t('notify.email') }),
-    field(t('notify.smtpHost'), h('input', { type: 'text', autocomplete: 'off' })),
-    field(t('notify.smtpPort'), h('input', { type: 'number', value: 587 })),
-    field(t('notify.from'), h('input', { type: 'email' })),
-    field(t('notify.to'), h('input', { type: 'email' })),
+    check(ctl.email_enabled, 'notify.emailEnabled'),
+    field(t('notify.smtpHost'), ctl.smtp_host),
+    field(t('notify.smtpPort'), ctl.smtp_port, t('common.range', { min: 1, max: 65535 })),
+    field(t('notify.security'), ctl.smtp_security, t('notify.securityHint')),
+    field(t('notify.username'), ctl.smtp_username, t('notify.usernameHint')),
+    field(t('notify.password'), password, t('notify.passwordHint')),
+    pwState,
+    check(clearPw, 'notify.passwordClear'),
+    field(t('notify.from'), ctl.mail_from),
+    field(t('notify.to'), ctl.mail_to, t('notify.toHint')),
+    field(t('notify.smtpPin'), ctl.smtp_pin_sha256, t('notify.pinHint')),
   ]);
-  const fs2 = h('fieldset', { disabled: true }, [
+  const hook = h('fieldset', null, [
     h('legend', { text: t('notify.webhook') }),
-    field(t('notify.url'), h('input', { type: 'url' })),
+    check(ctl.webhook_enabled, 'notify.webhookEnabled'),
+    field(t('notify.url'), ctl.webhook_url, t('notify.urlHint')),
+    field(t('notify.webhookPin'), ctl.webhook_pin_sha256, t('notify.pinHint')),
   ]);
-  root.append(h('form', { class: 'card', 'aria-describedby': 'notify-unavailable' }, [fs, fs2,
-    h('div', { class: 'actions' }, [h('button', { type: 'button', class: 'btn', disabled: true, text: t('common.save') })])]));
+  const msg = h('div', { class: 'form-message', role: 'alert', id: 'notify-message' });
+  const save = h('button', { type: 'submit', class: 'btn btn-primary', text: t('common.save'), id: 'notify-save' });
+  const test = h('button', { type: 'button', class: 'btn', text: t('notify.test'), id: 'notify-test' });
+  const results = h('ul', { class: 'bullets', id: 'notify-results', 'aria-live': 'polite' });
+  const form = h('form', { class: 'card', 'aria-labelledby': 'notify-h', novalidate: true }, [
+    h('h2', { id: 'notify-h', text: t('notify.settings') }),
+    email, hook, msg,
+    h('div', { class: 'actions' }, [save, test]),
+    h('h3', { text: t('notify.results') }),
+    results,
+  ]);
+  root.append(form);
+
+  let original = {};
+  const showPw = (set) => { pwState.textContent = t(set ? 'notify.passwordStored' : 'notify.passwordNone'); };
+  async function load() {
+    try {
+      original = await api.config('Notifications');
+    } catch {
+      msg.className = 'form-message error';
+      msg.textContent = t('common.loadFailed');
+      return;
+    }
+    for (const [k, c] of Object.entries(ctl)) {
+      const v = original[k] ?? '';
+      if (c.type === 'checkbox') c.checked = /^(true|yes|on|1)$/i.test(String(v));
+      else c.value = String(v);
+    }
+    notifyCall('GET', 'smtp-password').then((r) => showPw(Boolean(r.set))).catch(() => { pwState.textContent = ''; });
+  }
+
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    msg.className = 'form-message';
+    msg.textContent = '';
+    const values = {};
+    for (const [k, c] of Object.entries(ctl)) {
+      const v = c.type === 'checkbox' ? (c.checked ? 'true' : 'false') : NOTIFY_TEXT.includes(k) ? c.value.trim() : c.value;
+      if (String(original[k] ?? '') !== v) values[k] = v;
+    }
+    try {
+      await busy(save, async () => {
+        if (Object.keys(values).length > 0) await api.setConfig('Notifications', values);
+        if (password.value !== '' || clearPw.checked) {
+          const r = await notifyCall('PUT', 'smtp-password', { password: clearPw.checked ? '' : password.value });
+          password.value = '';
+          clearPw.checked = false;
+          showPw(Boolean(r.set));
+        }
+      });
+      await load();
+      msg.className = 'form-message info';
+      msg.textContent = t('notify.saved');
+      ctx.notify(t('notify.saved'));
+    } catch (err) {
+      msg.className = 'form-message error';
+      msg.textContent = ctx.errorText(err);
+    }
+  });
+
+  test.addEventListener('click', async () => {
+    msg.className = 'form-message';
+    msg.textContent = '';
+    results.replaceChildren(h('li', { text: t('notify.testing') }));
+    try {
+      const r = await busy(test, () => notifyCall('POST', 'test', {}));
+      const list = Array.isArray(r.results) ? r.results : [];
+      results.replaceChildren(...list.map((x) => h('li', { class: x.ok ? 'ok' : 'todo', 'data-channel': x.channel }, [
+        h('strong', { text: `${t(x.channel === 'email' ? 'notify.email' : 'notify.webhook')}: ${t(x.ok ? 'notify.sent' : 'notify.failed')}` }),
+        h('span', { text: ` — ${x.detail || ''}` }),
+      ])));
+    } catch (err) {
+      results.replaceChildren(h('li', { class: 'todo', text: ctx.errorText(err) }));
+    }
+  });
+  load();
 }
 
 export function renderSecurity(root, ctx) {
