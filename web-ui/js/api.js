@@ -150,6 +150,14 @@ export async function config(section) {
 }
 export const setConfig = (section, values) => request('PUT', `/config/${q(section)}`, values);
 
+// --- notifications ----------------------------------------------------------------------
+/** `{set: bool}`: whether an SMTP password is stored (it is never returned). */
+export const smtpPasswordState = () => request('GET', '/notifications/smtp-password', undefined, { quiet: true });
+/** Write-only; `''` removes it. */
+export const setSmtpPassword = (password) => request('PUT', '/notifications/smtp-password', { password }, { quiet: true });
+/** `{results: [{channel, ok, detail, attempts}]}` for every enabled channel. */
+export const testNotifications = () => request('POST', '/notifications/test', {}, { quiet: true });
+
 // --- security -------------------------------------------------------------------------
 /** The served certificate: subject, issuer, sans, not_before/after, key_type, key_bits, … */
 export const certificate = () => request('GET', '/security/certificate', undefined, { quiet: true });

@@ -48,28 +48,6 @@ export function renderDiagnostics(root, ctx) {
   showLast();
 }
 
-// The notification endpoints below belong in api.js with the others; they live here until
-// that file's current rework lands. Same rules as api.js: same-origin cookie, the session's
-// CSRF token on every change, JSON both ways, no redirects.
-async function notifyCall(method, path, body) {
-  const headers = { Accept: 'application/json' };
-  const init = { method, headers, credentials: 'same-origin', cache: 'no-store', redirect: 'error' };
-  if (method !== 'GET') {
-    headers['X-CSRF-Token'] = (await api.session()).csrf || '';
-    headers['Content-Type'] = 'application/json';
-    init.body = JSON.stringify(body ?? {});
-  }
-  const resp = await fetch(`/api/v1/notifications/${path}`, init);
-  let data = {};
-  try {
-    data = await resp.json();
-  } catch {
-    data = {};
-  }
-  if (!resp.ok) throw new api.ApiError(resp.status, (data && data.error) || `HTTP ${resp.status}`, data);
-  return data;
-}
-
 const NOTIFY_TEXT = ['smtp_host', 'smtp_port', 'smtp_username', 'smtp_pin_sha256', 'mail_from', 'mail_to', 'webhook_url', 'webhook_pin_sha256'];
 
 export function renderNotifications(root, ctx) {
@@ -141,7 +119,7 @@ export function renderNotifications(root, ctx) {
       if (c.type === 'checkbox') c.checked = /^(true|yes|on|1)$/i.test(String(v));
       else c.value = String(v);
     }
-    notifyCall('GET', 'smtp-password').then((r) => showPw(Boolean(r.set))).catch(() => { pwState.textContent = ''; });
+    api.smtpPasswordState().then((r) => showPw(Boolean(r.set))).catch(() => { pwState.textContent = ''; });
   }
 
   form.addEventListener('submit', async (e) => {
@@ -157,7 +135,7 @@ export function renderNotifications(root, ctx) {
       await busy(save, async () => {
         if (Object.keys(values).length > 0) await api.setConfig('Notifications', values);
         if (password.value !== '' || clearPw.checked) {
-          const r = await notifyCall('PUT', 'smtp-password', { password: clearPw.checked ? '' : password.value });
+          const r = await api.setSmtpPassword(clearPw.checked ? '' : password.value);
           password.value = '';
           clearPw.checked = false;
           showPw(Boolean(r.set));
@@ -178,7 +156,7 @@ export function renderNotifications(root, ctx) {
     msg.textContent = '';
     results.replaceChildren(h('li', { text: t('notify.testing') }));
     try {
-      const r = await busy(test, () => notifyCall('POST', 'test', {}));
+      const r = await busy(test, () => api.testNotifications());
       const list = Array.isArray(r.results) ? r.results : [];
       results.replaceChildren(...list.map((x) => h('li', { class: x.ok ? 'ok' : 'todo', 'data-channel': x.channel }, [
         h('strong', { text: `${t(x.channel === 'email' ? 'notify.email' : 'notify.webhook')}: ${t(x.ok ? 'notify.sent' : 'notify.failed')}` }),
