@@ -13,7 +13,9 @@ need=()
 [ -x /lib/nut/apcsmart ] || need+=(nut-server)
 command -v upsc >/dev/null 2>&1 || need+=(nut-client)
 command -v socat >/dev/null 2>&1 || need+=(socat)
-[ -x /sbin/apcupsd ] || need+=(apcupsd)
+# apcupsd is unpacked below, not installed: it conflicts with NUT's packages.
+dpkg -s libusb-0.1-4 >/dev/null 2>&1 || need+=(libusb-0.1-4)
+dpkg -s libwrap0 >/dev/null 2>&1 || need+=(libwrap0)
 # The notification tests' SMTP server (Debian's python3, not a pyenv one).
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need+=(python3-aiosmtpd)
 # The web UI's browser test: Debian's Chromium driven by playwright-core from npm.
@@ -30,11 +32,28 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}"
-  # The packages' own daemons (apcupsd with its stock USB config, NUT) are not under test and
+  # The packages' own daemons (NUT's server and monitor) are not under test and
   # must not hold ports or act on this machine's power; the tests start their own instances.
   if command -v systemctl >/dev/null 2>&1; then
-    systemctl disable --now apcupsd nut-server nut-monitor nut-driver.target >/dev/null 2>&1 || true
+    systemctl disable --now nut-server nut-monitor nut-driver.target >/dev/null 2>&1 || true
   fi
+fi
+
+# apcupsd 3.14.14 (the apcupsd interop test's judge) and NUT both provide `ups-monitor`, so
+# Debian will not install them side by side. The test runs apcupsd's binaries from the unpacked
+# package instead (tests/tests/apcupsd_interop.rs looks in $UPSGUARD_APCUPSD_ROOT); nothing of
+# it is installed, so no system service or shutdown hook of its own can act on this machine.
+export UPSGUARD_APCUPSD_ROOT=${UPSGUARD_APCUPSD_ROOT:-/opt/upsguard-peers/apcupsd}
+if [ ! -x "$UPSGUARD_APCUPSD_ROOT/sbin/apcupsd" ]; then
+  say "unpacking apcupsd into $UPSGUARD_APCUPSD_ROOT"
+  dl=$(mktemp -d)
+  if ! (cd "$dl" && apt-get download -qq -o APT::Sandbox::User=root apcupsd); then
+    apt-get update -qq
+    (cd "$dl" && apt-get download -qq -o APT::Sandbox::User=root apcupsd)
+  fi
+  mkdir -p "$UPSGUARD_APCUPSD_ROOT"
+  dpkg-deb -x "$dl"/apcupsd_*.deb "$UPSGUARD_APCUPSD_ROOT"
+  rm -rf "$dl"
 fi
 
 # --- 2. Toolchain pieces --------------------------------------------------------------

@@ -12,8 +12,8 @@
 //! a marker file. Every other path apcupsd writes (pid, lock, events, status,
 //! powerfail and nologin files) is inside the same temp dir.
 //!
-//! Needs apcupsd installed (CI: `ci/test.sh` installs it) and root (apcupsd
-//! refuses to run otherwise). It never skips.
+//! Needs Debian's apcupsd package unpacked (CI: `ci/test.sh` does it; it conflicts with NUT,
+//! so it is not installed) and root (apcupsd refuses to run otherwise). It never skips.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -32,7 +32,8 @@ fn need(what: &str, candidates: &[&str]) -> PathBuf {
     find_program(candidates).unwrap_or_else(|| {
         panic!(
             "apcupsd 3.14.14 is required but {what} was not found (looked in {candidates:?}). \
-             Install it with ci/test.sh (apt-get install apcupsd) and re-run."
+             Run ci/test.sh, which unpacks Debian's apcupsd package into $UPSGUARD_APCUPSD_ROOT \
+             (default /opt/upsguard-peers/apcupsd), and re-run."
         )
     })
 }
@@ -118,8 +119,22 @@ fn check_hook_name(apcupsd: &Path) {
 
 #[test]
 fn apcupsd_monitors_and_shuts_down_the_emulator() {
-    let apcupsd = need("apcupsd", &["/sbin/apcupsd", "/usr/sbin/apcupsd"]);
-    let apcaccess_bin = need("apcaccess", &["/sbin/apcaccess", "/usr/sbin/apcaccess"]);
+    // ci/test.sh unpacks Debian's apcupsd package there (it cannot be installed beside NUT).
+    let root = std::env::var("UPSGUARD_APCUPSD_ROOT")
+        .unwrap_or_else(|_| "/opt/upsguard-peers/apcupsd".to_string());
+    let in_root = |name: &str| format!("{root}/sbin/{name}");
+    let apcupsd = need(
+        "apcupsd",
+        &[&in_root("apcupsd"), "/sbin/apcupsd", "/usr/sbin/apcupsd"],
+    );
+    let apcaccess_bin = need(
+        "apcaccess",
+        &[
+            &in_root("apcaccess"),
+            "/sbin/apcaccess",
+            "/usr/sbin/apcaccess",
+        ],
+    );
     assert!(
         std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0),
         "apcupsd needs root (\"Needs super user privileges to run\"); run this test as root (CI does)"
