@@ -702,3 +702,42 @@ fn dashboard_polling_does_not_defeat_the_idle_timeout() {
     assert_eq!(poll(10 * 60 + 15 * 60 + 1), 401);
     assert_eq!(svc.get("/api/v1/session", Some(&s)).0, 401);
 }
+
+/// The reset channel also works without a restart: `[Credentials]` written into the INI of a
+/// running service is consumed on SIGHUP (stored, scrubbed from the file), and the new
+/// password works at once.
+#[test]
+fn ini_credentials_are_consumed_on_reload() {
+    let svc = with_admin();
+    let new_pw = "Reset#Pass-2026";
+    let ini = svc.path("upsguard.ini");
+    let mut text = std::fs::read_to_string(&ini).unwrap();
+    text.push_str(&format!(
+        "\n[Credentials]\nusername = {ADMIN}\npassword = {new_pw}\n"
+    ));
+    std::fs::write(&ini, text).unwrap();
+    let pid = svc.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let t0 = Instant::now();
+    while std::fs::read_to_string(&ini).unwrap().contains(new_pw)
+        && t0.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !std::fs::read_to_string(&ini).unwrap().contains(new_pw),
+        "password still in the INI after SIGHUP\n{}",
+        svc.log()
+    );
+    let (st, _, _) = svc.login(ADMIN, new_pw, true);
+    assert_eq!(st, 200, "the reset password works\n{}", svc.log());
+    let (st, _, _) = svc.login(ADMIN, PASSWORD, true);
+    assert_eq!(st, 401, "the old password no longer works");
+    svc.wait_event("set from the [Credentials] section");
+}

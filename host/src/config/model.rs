@@ -900,6 +900,16 @@ impl Config {
         self.credentials.take()
     }
 
+    /// Whether the file had a `[Credentials]` section with anything in it.
+    pub fn credentials_present(&self) -> bool {
+        self.credentials.as_ref().is_some_and(|c| {
+            c.username.is_some()
+                || c.password.is_some()
+                || c.smtp_password.is_some()
+                || c.pkcs12_password.is_some()
+        })
+    }
+
     /// Set one value with full validation. Section and key names match ASCII
     /// case-insensitively. In `[Schedule]` an empty value removes the schedule.
     ///

@@ -1299,31 +1299,10 @@ impl Monitor {
         }
     }
 
-    /// Open the credential store and consume `[Credentials]` and the install-time file. A
-    /// store that cannot be opened is logged; the web UI then stays off.
-    fn bootstrap_credentials(&mut self) -> Option<crate::credentials::CredentialStore> {
-        use crate::credentials::{CredentialStore, INSTALL_FILE_NAME};
-        let data_dir = self.paths.data_dir.clone();
-        let (mut store, report) = match CredentialStore::open(&data_dir) {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::error!("credential store: {e}; the web UI is not started");
-                return None;
-            }
-        };
-        for note in report.notes() {
-            tracing::warn!("credentials: {note}");
-        }
-        if report.used_backup() {
-            self.log_simple(
-                EventId::CredentialsBackupUsed,
-                &format!(
-                    "credentials.enc was damaged; restored from credentials.bak ({})",
-                    report.notes().join("; ")
-                ),
-            );
-        }
-        // [Credentials] in the INI: the reset channel (product §8.5).
+    /// `[Credentials]` in the INI, the reset channel (product §8.5): secrets go into the
+    /// store and are scrubbed from the file, used or not. Runs at start-up and on every
+    /// reload, so a password written into the file never waits there for a restart.
+    fn consume_ini_credentials(&mut self, store: &mut crate::credentials::CredentialStore) {
         if let Some(c) = self.cfg.take_credentials() {
             if let Some(pw) = &c.smtp_password {
                 match store.set_smtp_password(Some(pw)) {
@@ -1378,6 +1357,33 @@ impl Monitor {
                 let _ = self.cfg.set("Credentials", "pkcs12_password", pw);
             }
         }
+    }
+
+    /// Open the credential store and consume `[Credentials]` and the install-time file. A
+    /// store that cannot be opened is logged; the web UI then stays off.
+    fn bootstrap_credentials(&mut self) -> Option<crate::credentials::CredentialStore> {
+        use crate::credentials::{CredentialStore, INSTALL_FILE_NAME};
+        let data_dir = self.paths.data_dir.clone();
+        let (mut store, report) = match CredentialStore::open(&data_dir) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!("credential store: {e}; the web UI is not started");
+                return None;
+            }
+        };
+        for note in report.notes() {
+            tracing::warn!("credentials: {note}");
+        }
+        if report.used_backup() {
+            self.log_simple(
+                EventId::CredentialsBackupUsed,
+                &format!(
+                    "credentials.enc was damaged; restored from credentials.bak ({})",
+                    report.notes().join("; ")
+                ),
+            );
+        }
+        self.consume_ini_credentials(&mut store);
         match store.consume_install_file(&data_dir.join(INSTALL_FILE_NAME)) {
             Ok(Some(user)) => self.log_simple(
                 EventId::CredentialsChanged,
@@ -1635,6 +1641,16 @@ impl Monitor {
             self.append(&rec);
         }
         self.cfg = loaded.config;
+        if self.cfg.credentials_present()
+            && let Some(store) = self.creds.clone()
+        {
+            // Argon2id stalls this loop for a fraction of a second; only when the administrator
+            // has just put a secret in the file, and the link thread keeps reading meanwhile.
+            let mut store = store
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.consume_ini_credentials(&mut store);
+        }
         self.notify_cfg = std::sync::Arc::new(self.cfg.notifications.clone());
         self.warn_incomplete_notifications();
         self.machine
