@@ -335,7 +335,7 @@ fn notifications_ini(r_smtp: u16, r_hook: u16, smtp_pin: &str, hook_pin: &str) -
 
 fn base_ini(policy: &str, extra: &str) -> String {
     format!(
-        "[Communication]\npoll_interval_ms = 500\nreply_timeout_ms = 1000\n\n\
+        "[Communication]\npoll_interval_ms = 500\nreply_timeout_ms = 500\n\n\
          [Shutdown]\npolicy = {policy}\nos_shutdown_command = /bin/true\n\n\
          [Events]\non_battery = log, notify\n\n{extra}"
     )

@@ -176,7 +176,7 @@ fn ini(extra: &str) -> String {
     } else {
         "\n[Shutdown]\nos_shutdown_command = /bin/true\n"
     };
-    format!("[Communication]\npoll_interval_ms = 500\nreply_timeout_ms = 1000\n\n{extra}\n{safe}")
+    format!("[Communication]\npoll_interval_ms = 500\nreply_timeout_ms = 500\n\n{extra}\n{safe}")
 }
 
 /// A stand-in OS shutdown command: a script that appends a line to a marker file.
@@ -357,8 +357,9 @@ fn long_outage_shuts_down_and_kills_power() {
     assert!(on.is_some(), "output did not return: {}", rig.ctl.status());
 }
 
-/// Scenario 3: The link: the UPS stops answering → Communication Lost within two poll periods (plus
-/// one reply timeout); the pty disappears and comes back → re-established; no power events.
+/// Scenario 3: The link: the UPS stops answering → Communication Lost within two poll periods of
+/// the first unanswered poll; the pty disappears and comes back → re-established; no power
+/// events.
 #[test]
 fn link_loss_and_replug() {
     let mut rig = Rig::new("link", 1, &ini("[Shutdown]\npolicy = low_battery\n"));
@@ -368,9 +369,12 @@ fn link_loss_and_replug() {
     let muted_at = time::OffsetDateTime::now_utc();
     let lost = rig.wait_event_state("comm_lost", "active", Duration::from_secs(6));
     let after = parse_ts(&lost) - muted_at;
-    // Poll period 0.5 s, reply timeout 1 s.
+    // Poll period 0.5 s, reply timeout 0.5 s, one retry: lost two poll periods after the
+    // first unanswered poll, which comes at most one period after the mute (1.5 s in all);
+    // the rest is slack for a loaded machine.
+    eprintln!("comm lost {after} after the UPS went silent");
     assert!(
-        after < time::Duration::milliseconds(2500),
+        after < time::Duration::milliseconds(2000),
         "comm lost after {after}"
     );
     rig.ctl.ok("mute off");

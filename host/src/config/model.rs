@@ -128,9 +128,12 @@ pub struct Communication {
     /// Time between status (`Q`) reads, ms (200..=60000). 500 keeps the status under 1 s old
     /// for about 8 B/s of the 24 B/s that 10 % of a 2400-baud line allows.
     pub poll_interval_ms: u32,
-    /// Per-command reply timeout, ms (250..=10000).
+    /// Per-command reply timeout, ms (250..=10000). Real units answer a query in tens of ms
+    /// (a `Q` reply is 4 bytes, 17 ms at 2400 baud), so 500 is a wide margin, and with one
+    /// retry a dead link is reported within two poll periods of the first unanswered poll.
     pub reply_timeout_ms: u32,
-    /// Retries before *Communication Lost* (0..=10).
+    /// Unanswered queries retried before *Communication Lost* (0..=10): lost after
+    /// `retries + 1` consecutive timeouts.
     pub retries: u32,
 }
 
@@ -139,8 +142,8 @@ impl Default for Communication {
         Self {
             device: "/dev/ttyS0".into(),
             poll_interval_ms: 500,
-            reply_timeout_ms: 1000,
-            retries: 3,
+            reply_timeout_ms: 500,
+            retries: 1,
         }
     }
 }

@@ -484,6 +484,9 @@ fn link_config(cfg: &Config) -> LinkConfig {
     LinkConfig {
         status_interval: CoreDuration::from_millis(u64::from(c.poll_interval_ms)),
         reply_timeout: CoreDuration::from_millis(u64::from(c.reply_timeout_ms)),
+        // `retries` is validated to 0..=10, so these fit a u8.
+        retries: u8::try_from(c.retries).unwrap_or(10),
+        max_consecutive_failures: u8::try_from(c.retries.saturating_add(1)).unwrap_or(11),
         ..LinkConfig::default()
     }
 }
