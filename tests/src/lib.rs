@@ -211,6 +211,15 @@ impl Control {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("status is not JSON ({e}): {text}"))
     }
 
+    /// Waits until the emulator's output is `on` (true) or off; its `status` then, or None
+    /// after `timeout`.
+    pub fn wait_output(&mut self, on: bool, timeout: Duration) -> Option<serde_json::Value> {
+        wait_for(timeout, Duration::from_millis(100), || {
+            let st = self.status();
+            (st["output_on"] == on).then_some(st)
+        })
+    }
+
     pub fn eeprom(&mut self) -> serde_json::Value {
         let text = self.ok("eeprom");
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("eeprom is not JSON ({e}): {text}"))
@@ -220,4 +229,60 @@ impl Control {
 /// First existing path among `candidates`.
 pub fn find_program(candidates: &[&str]) -> Option<PathBuf> {
     candidates.iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+/// A service's files in a fresh temp dir, laid out as on a server: `data/` and
+/// `data/cmdfiles/` (0700, as the command-file checks demand), the INI `upsguard.ini` (0600),
+/// and the path where the emulator's pty link will appear (`ups-tty`).
+#[derive(Debug)]
+pub struct ServiceDir {
+    pub dir: TempDir,
+    pub data: PathBuf,
+    pub config: PathBuf,
+    pub link: PathBuf,
+}
+
+impl ServiceDir {
+    pub fn new(tag: &str, ini: &str) -> ServiceDir {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = TempDir::new(tag);
+        let data = dir.join("data");
+        let fail = |p: &Path, e: std::io::Error| -> ! { panic!("{}: {e}", p.display()) };
+        let cmdfiles = data.join("cmdfiles");
+        std::fs::create_dir_all(&cmdfiles).unwrap_or_else(|e| fail(&cmdfiles, e));
+        for d in [&data, &cmdfiles] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
+                .unwrap_or_else(|e| fail(d, e));
+        }
+        let config = dir.join("upsguard.ini");
+        std::fs::write(&config, ini).unwrap_or_else(|e| fail(&config, e));
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600))
+            .unwrap_or_else(|e| fail(&config, e));
+        let link = dir.join("ups-tty");
+        ServiceDir {
+            dir,
+            data,
+            config,
+            link,
+        }
+    }
+
+    /// Starts `upsguard-sim` on a pty at [`Self::link`] with a control port, physics at
+    /// `speed`× (log in `sim.log`), and connects to its control port.
+    pub fn start_emulator(&self, speed: u32) -> (ChildGuard, Control) {
+        let port = free_port();
+        let sim = ChildGuard::spawn(
+            "upsguard-sim",
+            Command::new(bin_path("upsguard-sim"))
+                .arg("--link")
+                .arg(&self.link)
+                .arg("--control")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("--speed")
+                .arg(speed.to_string()),
+            &self.dir.join("sim.log"),
+        );
+        let ctl = Control::connect(port, Duration::from_secs(10));
+        (sim, ctl)
+    }
 }

@@ -486,10 +486,7 @@ fn apcupsd_monitors_and_shuts_down_the_emulator() {
         "apcupsd --killpower failed or hung\n{}\n{daemon_log}",
         sim.log_text()
     );
-    let off = wait_for(Duration::from_secs(30), Duration::from_millis(100), || {
-        let st = ctl.status();
-        (st["output_on"] == false).then_some(st)
-    });
+    let off = ctl.wait_output(false, Duration::from_secs(30));
     let off = off.unwrap_or_else(|| {
         panic!(
             "emulator output never went off after --killpower\n{}",
@@ -508,10 +505,7 @@ fn apcupsd_monitors_and_shuts_down_the_emulator() {
     assert_eq!(off["off_reason"], "S");
     assert_eq!(off["off_state"], "await_mains");
     ctl.ok("mains on");
-    let back = wait_for(Duration::from_secs(30), Duration::from_millis(100), || {
-        let st = ctl.status();
-        (st["output_on"] == true).then_some(st)
-    });
+    let back = ctl.wait_output(true, Duration::from_secs(30));
     assert!(
         back.is_some(),
         "output did not return with mains\n{}",

@@ -356,10 +356,7 @@ fn nut_apcsmart_and_upsd_drive_the_emulator() {
         "emulator after -k: pending {} reg3 {}",
         pending["pending_shutdown"], pending["reg3"]
     );
-    let off = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
-        let st = ctl.status();
-        (st["output_on"] == false).then_some(st)
-    });
+    let off = ctl.wait_output(false, Duration::from_secs(10));
     let off = off.unwrap_or_else(|| panic!("output never went off after -k\n{}", sim.log_text()));
     println!(
         "emulator output off: status {} off_state {} reg3 {} (after {:.1} s total)",
@@ -372,10 +369,7 @@ fn nut_apcsmart_and_upsd_drive_the_emulator() {
     assert_eq!(off["off_state"], "await_mains");
     // Mains back: an S-shutdown returns (r = 0 s, e = 0 %).
     ctl.ok("mains on");
-    let back = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
-        let st = ctl.status();
-        (st["output_on"] == true).then_some(st)
-    });
+    let back = ctl.wait_output(true, Duration::from_secs(10));
     assert!(
         back.is_some(),
         "output did not return with mains\n{}",

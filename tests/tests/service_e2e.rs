@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use upsguard_tests::{ChildGuard, Control, TempDir, bin_path, free_port, wait_for};
+use upsguard_tests::{ChildGuard, Control, ServiceDir, TempDir, bin_path, wait_for};
 
 struct Rig {
     dir: TempDir,
@@ -25,29 +25,14 @@ struct Rig {
 impl Rig {
     /// Starts the emulator (at `speed`) and writes `ini` as the service's configuration.
     fn new(tag: &str, speed: u32, ini: &str) -> Rig {
-        let dir = TempDir::new(tag);
-        let data = dir.join("data");
-        std::fs::create_dir_all(data.join("cmdfiles")).unwrap();
-        for d in [&data, &data.join("cmdfiles")] {
-            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
-        }
-        let config = dir.join("upsguard.ini");
-        std::fs::write(&config, ini).unwrap();
-        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let link = dir.join("ups-tty");
-        let port = free_port();
-        let sim = ChildGuard::spawn(
-            "upsguard-sim",
-            Command::new(bin_path("upsguard-sim"))
-                .arg("--link")
-                .arg(&link)
-                .arg("--control")
-                .arg(format!("127.0.0.1:{port}"))
-                .arg("--speed")
-                .arg(speed.to_string()),
-            &dir.join("sim.log"),
-        );
-        let ctl = Control::connect(port, Duration::from_secs(10));
+        let sd = ServiceDir::new(tag, ini);
+        let (sim, ctl) = sd.start_emulator(speed);
+        let ServiceDir {
+            dir,
+            data,
+            config,
+            link,
+        } = sd;
         Rig {
             dir,
             ctl,
@@ -340,10 +325,7 @@ fn long_outage_shuts_down_and_kills_power() {
     assert!(text.contains("accepted"), "{text}");
     assert!(!flag.exists(), "flag should be consumed");
     // Grace delay p = 20 s of emulator time (2 s at 10x).
-    let off = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
-        let s = rig.ctl.status();
-        (s["output_on"] == false).then_some(s)
-    });
+    let off = rig.ctl.wait_output(false, Duration::from_secs(10));
     assert!(
         off.is_some(),
         "emulator output still on: {}",
@@ -351,9 +333,7 @@ fn long_outage_shuts_down_and_kills_power() {
     );
     // Mains returns: the UPS comes back by itself.
     rig.ctl.ok("mains on");
-    let on = wait_for(Duration::from_secs(15), Duration::from_millis(100), || {
-        (rig.ctl.status()["output_on"] == true).then_some(())
-    });
+    let on = rig.ctl.wait_output(true, Duration::from_secs(15));
     assert!(on.is_some(), "output did not return: {}", rig.ctl.status());
 }
 
