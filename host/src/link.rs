@@ -282,12 +282,6 @@ impl LinkThread {
     fn drain_events(&mut self) {
         let mut events = Vec::new();
         while let Some(ev) = self.driver.poll_event() {
-            if let LinkEvent::RequestDone { id, result } = &ev
-                && let Some(pos) = self.pending.iter().position(|(pid, _)| pid == id)
-            {
-                let (_, reply) = self.pending.swap_remove(pos);
-                let _ = reply.send(Ok(*result));
-            }
             events.push(ev);
         }
         // Publish first: servers read the watch and must not wait for the monitor. Publish
@@ -297,6 +291,14 @@ impl LinkThread {
             self.snapshot.send_replace(self.driver.snapshot().clone());
         }
         for ev in events {
+            // Answer requesters only now: whoever asked to change a setting and then reads
+            // the snapshot must see the new value.
+            if let LinkEvent::RequestDone { id, result } = &ev
+                && let Some(pos) = self.pending.iter().position(|(pid, _)| pid == id)
+            {
+                let (_, reply) = self.pending.swap_remove(pos);
+                let _ = reply.send(Ok(*result));
+            }
             self.send(LinkMessageKind::Event(ev));
         }
     }
