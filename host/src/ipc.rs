@@ -96,6 +96,14 @@ impl Response {
             data: serde_json::Value::Null,
         }
     }
+    /// A refused setting: `data.key` names it, so a form can show the error beside its field.
+    pub fn err_key(msg: impl Into<String>, key: &str) -> Self {
+        Response {
+            ok: false,
+            error: Some(msg.into()),
+            data: serde_json::json!({ "key": key }),
+        }
+    }
 }
 
 /// Creates the listening socket with root-only permissions.

@@ -564,6 +564,16 @@ fn config_injection_ranges_and_file_names_are_rejected() {
         assert_eq!(st, 400, "{section} {body}: {b}");
         assert!(b.contains("\"error\""), "{b}");
     }
+    // A refused value names its key, so the form can mark the field.
+    let (st, b) = svc.json(
+        "PUT",
+        "/api/v1/config/shutdown",
+        r#"{"on_battery_delay_s":30,"command_file":"../x.sh"}"#,
+        Some(&s),
+    );
+    assert_eq!(st, 400, "{b}");
+    let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(v["key"], "command_file", "{b}");
     let (st, _, _) = svc.get("/api/v1/config/..%2f..%2fetc%2fpasswd", Some(&s));
     assert!(st == 400 || st == 404, "{st}");
     let after = std::fs::read_to_string(svc.path("upsguard.ini")).unwrap();

@@ -270,6 +270,21 @@ async function main() {
     assert(after === newDelay, `after reload the value is ${after}, expected ${newDelay}`);
   });
 
+  await check('a refused value is reported beside its field (command file path)', async () => {
+    const input = page.locator('#cfg-Shutdown-command_file');
+    await input.waitFor();
+    await input.fill('../evil.sh');
+    await page.click('form[data-section="Shutdown"] button[type="submit"]');
+    const err = page.locator('#cfg-Shutdown-command_file-err');
+    await err.waitFor({ state: 'visible', timeout: 10000 });
+    const text = (await err.textContent()) || '';
+    assert(/command_file/.test(text), `field error: ${text}`);
+    assert((await input.getAttribute('aria-invalid')) === 'true', 'field not marked aria-invalid');
+    await shot(page, '05-shutdown-field-error');
+    await page.click('form[data-section="Shutdown"] button.btn-quiet');
+    await page.waitForFunction(() => document.getElementById('cfg-Shutdown-command_file')?.value !== '../evil.sh');
+  });
+
   await check('UPS settings: dropdowns of permitted values; change sensitivity', async () => {
     await page.click('nav a[data-route="ups"]');
     await page.waitForSelector('#ups-settings select, #ups-settings .empty');
@@ -284,9 +299,10 @@ async function main() {
     await sel.selectOption(next);
     const row = page.locator('.row-setting', { has: page.locator('select[data-setting="sensitivity"]') });
     await row.locator('button').click();
-    await page.waitForFunction(() => (document.getElementById('notice')?.textContent || '').length > 0 || !document.getElementById('alert').hidden, null, { timeout: 20000 });
+    // This change's own notice ("… set to <value>."), not one left over from an earlier check.
+    await page.waitForFunction((v) => (document.getElementById('notice')?.textContent || '').includes(` ${v}.`) || !document.getElementById('alert').hidden, next, { timeout: 30000 });
     assert(await page.locator('#alert').isHidden(), `error shown: ${await page.textContent('#alert')}`);
-    await page.waitForFunction((v) => document.querySelector('#ups-settings select[data-setting="sensitivity"]')?.value === v, next, { timeout: 20000 });
+    await page.waitForFunction((v) => document.querySelector('#ups-settings select[data-setting="sensitivity"]')?.value === v, next, { timeout: 30000 });
     await shot(page, '06-ups-settings');
   });
 

@@ -1604,7 +1604,7 @@ impl Monitor {
         let mut next = self.cfg.clone();
         for (k, v) in values {
             if let Err(e) = next.set(sid.name(), k, v) {
-                return Response::err(e.to_string());
+                return Response::err_key(e.to_string(), k);
             }
         }
         // An enabled channel that could never deliver is refused here rather than found out
@@ -1612,7 +1612,7 @@ impl Monitor {
         if sid == config::SectionId::Notifications
             && let Some((key, rule)) = next.notifications.incomplete().into_iter().next()
         {
-            return Response::err(format!("[Notifications] {key} {rule}"));
+            return Response::err_key(format!("[Notifications] {key} {rule}"), key);
         }
         if let Err(e) = next.save(&self.paths.config, &self.paths.backup) {
             return Response::err(format!("cannot save the configuration: {e}"));

@@ -371,10 +371,15 @@ fn from_monitor(r: IpcResponse) -> Resp {
         };
         json_resp(StatusCode::OK, &data)
     } else {
-        error(
-            StatusCode::BAD_REQUEST,
-            r.error.as_deref().unwrap_or("request refused"),
-        )
+        let message = r.error.as_deref().unwrap_or("request refused");
+        match r.data.get("key").and_then(serde_json::Value::as_str) {
+            // Which field was refused, for the form (the key is one the client sent).
+            Some(key) => json_resp(
+                StatusCode::BAD_REQUEST,
+                &serde_json::json!({ "error": message, "key": key }),
+            ),
+            None => error(StatusCode::BAD_REQUEST, message),
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 import * as api from '../api.js';
 import { h, nextId } from '../dom.js';
 import { t, tOr } from '../i18n.js';
-import { pageHeader, section, field, select, busy, loading, note } from '../ui.js';
+import { pageHeader, section, field, fieldError, select, busy, loading, note } from '../ui.js';
 
 // What the UI knows about keys of upsguard.ini (host/src/config/model.rs). Unknown keys
 // still show, as text fields; the server validates everything either way.
@@ -142,12 +142,19 @@ export function configForm(sectionName, ctx, { titleKey, introKey, keys } = {}) 
     e.preventDefault();
     const diff = changed();
     if (Object.keys(diff).length === 0) return;
+    for (const c of Object.values(controls)) fieldError(c, '');
     try {
       await busy(save, () => api.setConfig(sectionName, diff));
       ctx.notify(t('common.saved'));
       await load();
-    } catch {
-      /* the API layer showed the server's message */
+    } catch (err) {
+      // The API layer showed the server's message; the refused field gets it too.
+      const key = err && err.body && typeof err.body.key === 'string' ? err.body.key : '';
+      const c = Object.entries(controls).find(([k]) => k.toLowerCase() === key.toLowerCase());
+      if (c) {
+        fieldError(c[1], err.message);
+        c[1].focus();
+      }
     }
   });
   reset.addEventListener('click', load);

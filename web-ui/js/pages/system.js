@@ -126,6 +126,7 @@ export function renderNotifications(root, ctx) {
     e.preventDefault();
     msg.className = 'form-message';
     msg.textContent = '';
+    for (const c of Object.values(ctl)) fieldError(c, '');
     const values = {};
     for (const [k, c] of Object.entries(ctl)) {
       const v = c.type === 'checkbox' ? (c.checked ? 'true' : 'false') : NOTIFY_TEXT.includes(k) ? c.value.trim() : c.value;
@@ -148,6 +149,11 @@ export function renderNotifications(root, ctx) {
     } catch (err) {
       msg.className = 'form-message error';
       msg.textContent = ctx.errorText(err);
+      const key = err && err.body && typeof err.body.key === 'string' ? err.body.key.toLowerCase() : '';
+      if (ctl[key]) {
+        fieldError(ctl[key], err.message);
+        ctl[key].focus();
+      }
     }
   });
 
