@@ -98,6 +98,15 @@ pub fn config_check(file: &Path) -> ExitCode {
     }
 }
 
+/// `upsguard config defaults`: the built-in defaults as a complete INI file.
+pub fn config_defaults() -> Result<(), String> {
+    let text = crate::config::Config::default()
+        .to_ini()
+        .map_err(|e| e.to_string())?;
+    print!("{text}");
+    Ok(())
+}
+
 /// `upsguard config set`: load, change one value through the validating setter, save
 /// atomically (the old file becomes the backup). A running service picks it up on SIGHUP.
 pub fn config_set(file: &Path, section: &str, key: &str, value: &str) -> Result<(), String> {

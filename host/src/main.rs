@@ -87,6 +87,8 @@ enum SettingsOp {
 enum ConfigOp {
     /// Validate a configuration file.
     Check { file: PathBuf },
+    /// Print the built-in default configuration (every section and key) as an INI file.
+    Defaults,
     /// Change one value through the typed, validating writer (atomic save, backup kept).
     Set {
         /// Configuration file.
@@ -108,6 +110,9 @@ fn main() -> ExitCode {
         Command::Config {
             op: ConfigOp::Check { file },
         } => return upsguard::cli::config_check(&file),
+        Command::Config {
+            op: ConfigOp::Defaults,
+        } => upsguard::cli::config_defaults(),
         Command::Config {
             op:
                 ConfigOp::Set {

@@ -500,6 +500,54 @@ fn world_writable_command_file_is_refused() {
     rig.ctl.ok("mains on");
 }
 
+/// First start on a fresh server: no configuration file and no backup. The service runs on
+/// its defaults and writes them out (0600, backup beside it), and `upsguard config defaults`
+/// prints the same complete file, which `config check` accepts. (The emulator stays on line,
+/// so the default OS shutdown command is never reached.)
+#[test]
+fn first_start_writes_the_default_configuration() {
+    let mut rig = Rig::new("first-start", 1, "");
+    std::fs::remove_file(&rig.config).unwrap();
+    let backup = rig.config.with_file_name("upsguard_backup.ini");
+    assert!(!backup.exists());
+    rig.start_service();
+    let meta = std::fs::metadata(&rig.config)
+        .unwrap_or_else(|e| panic!("no configuration written ({e})\n{}", rig.logs()));
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert!(backup.exists(), "no backup written");
+    let written = std::fs::read_to_string(&rig.config).unwrap();
+    for section in [
+        "[Communication]",
+        "[Shutdown]",
+        "[Events]",
+        "[Web]",
+        "[Notifications]",
+    ] {
+        assert!(written.contains(section), "{section} missing:\n{written}");
+    }
+    let out = Command::new(bin_path("upsguard"))
+        .args(["config", "defaults"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let defaults = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        defaults, written,
+        "config defaults prints what a first start writes"
+    );
+    let check = Command::new(bin_path("upsguard"))
+        .args(["config", "check"])
+        .arg(&rig.config)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    rig.stop_service();
+}
+
 /// A second agent on the same port is refused with a clear error.
 #[test]
 fn second_agent_is_refused() {

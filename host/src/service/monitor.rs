@@ -251,6 +251,39 @@ pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result
         tracing::warn!("config: {w}");
     }
     let cfg = loaded.config;
+    // First start: neither the file nor its backup exists (missing, not damaged). Write the
+    // defaults, so the administrator has a complete, commented-by-key file to edit and a
+    // backup from the first minute. A damaged file is never overwritten here.
+    if matches!(loaded.source, config::ConfigSource::Defaults)
+        && !paths.config.exists()
+        && !paths.backup.exists()
+    {
+        let written = paths
+            .config
+            .parent()
+            .map_or(Ok(()), |d| {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(d)
+            })
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                cfg.save(&paths.config, &paths.backup)
+                    .map_err(|e| e.to_string())
+            });
+        match written {
+            Ok(()) => tracing::info!(
+                "config: first start: wrote the default configuration to {}",
+                paths.config.display()
+            ),
+            Err(e) => tracing::warn!(
+                "config: cannot write the default configuration to {}: {e}",
+                paths.config.display()
+            ),
+        }
+    }
     let simulate = args.simulate.is_some();
 
     let mut events = EventLog::open(
