@@ -54,9 +54,11 @@ pub async fn post(
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| Failure::transient(format!("HTTP: {e}")))?;
-    let driver = tokio::spawn(async move {
+    // Aborted on drop: when the caller's timeout cancels this future mid-request, the
+    // connection task must not live on holding a socket to a receiver that never answers.
+    let _driver = AbortOnDrop(tokio::spawn(async move {
         let _ = conn.await;
-    });
+    }));
     let host_header = if url.port == 443 {
         url.host.clone()
     } else {
@@ -72,7 +74,7 @@ pub async fn post(
         .header(hyper::header::CONNECTION, "close")
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| Failure::permanent(format!("request: {e}")))?;
-    let result = async {
+    async {
         let resp = sender
             .send_request(req)
             .await
@@ -106,9 +108,15 @@ pub async fn post(
             Err(Failure::transient(format!("HTTP {status}: {text}")))
         }
     }
-    .await;
-    driver.abort();
-    result
+    .await
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn tls_failure(host: &str, e: &std::io::Error) -> Failure {
