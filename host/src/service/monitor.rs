@@ -764,7 +764,7 @@ impl Monitor {
         }
         let Some(actions) = actions else { return };
         if actions.notify {
-            self.notify(ev.id.as_str(), sev, state, title, &v, false);
+            self.notify(ev.id.as_str(), sev, state, title, &v);
         }
         if let Some(cf) = actions.command_file {
             let ctx = self.cmd_context(ev.id.as_str(), sev, state, title);
@@ -805,22 +805,15 @@ impl Monitor {
         }
     }
 
-    /// Queue a notification; never waits (a full queue drops it, counted and logged).
-    fn notify(
-        &self,
-        id: &str,
-        sev: Severity,
-        state: EventState,
-        title: &str,
-        v: &StatusView,
-        test: bool,
-    ) {
+    /// Queue an event's notification; never waits (a full queue drops it, counted and
+    /// logged). The web UI's test message goes through `notify_test` instead.
+    fn notify(&self, id: &str, sev: Severity, state: EventState, title: &str, v: &StatusView) {
         let c = &self.notify_cfg;
         if !c.email_enabled && !c.webhook_enabled {
             tracing::debug!("notify requested for {id}; no notification channel is enabled");
             return;
         }
-        let msg = self.notification(id, sev, state, title, v, test);
+        let msg = self.notification(id, sev, state, title, v, false);
         if let Some(n) = &self.notifier {
             n.submit(std::sync::Arc::clone(&self.notify_cfg), msg);
         }
