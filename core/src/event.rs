@@ -93,6 +93,9 @@ catalogue! {
     CommLostOnBattery = "comm_lost_on_battery",
     ReplaceBattery = "replace_battery",
     BatteryDisconnected = "battery_disconnected",
+    /// The UPS began a battery self-test (ordered here, by its own schedule or from its
+    /// front panel): on battery on purpose, not a power failure.
+    SelfTestStarted = "self_test_started",
     SelfTestPassed = "self_test_passed",
     SelfTestFailed = "self_test_failed",
     CalibrationStarted = "calibration_started",
@@ -149,12 +152,11 @@ impl EventId {
             | CertificateExpiring
             | CommandFileRefused
             | CredentialsBackupUsed => Severity::Warning,
-            PowerRestored | CommEstablished | SelfTestPassed | CalibrationStarted
-            | CalibrationFinished | CalibrationAborted | SmartBoost | SmartTrim | UpsOutputOn
-            | UpsWoke | ShutdownStarted | ShutdownCancelled | MonitoringStarted
-            | MonitoringStopped | Login | Logout | CredentialsChanged | ConfigurationChanged => {
-                Severity::Info
-            }
+            PowerRestored | CommEstablished | SelfTestStarted | SelfTestPassed
+            | CalibrationStarted | CalibrationFinished | CalibrationAborted | SmartBoost
+            | SmartTrim | UpsOutputOn | UpsWoke | ShutdownStarted | ShutdownCancelled
+            | MonitoringStarted | MonitoringStopped | Login | Logout | CredentialsChanged
+            | ConfigurationChanged => Severity::Info,
         }
     }
 
@@ -247,6 +249,7 @@ impl EventId {
             CommLostOnBattery => "Communication Lost While On Battery",
             ReplaceBattery => "Replace Battery",
             BatteryDisconnected => "Battery Disconnected",
+            SelfTestStarted => "Self-Test Started",
             SelfTestPassed => "Self-Test Passed",
             SelfTestFailed => "Self-Test Failed",
             CalibrationStarted => "Runtime Calibration Started",
@@ -427,6 +430,6 @@ mod tests {
         assert!(LowRuntime.may_shut_down());
         assert!(!SmartBoost.may_shut_down());
         assert!(LoginFailed.is_security());
-        assert_eq!(EventId::ALL.len(), 38);
+        assert_eq!(EventId::ALL.len(), 39);
     }
 }

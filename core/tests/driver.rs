@@ -595,9 +595,11 @@ fn alert_mid_reply() {
         })
         .map(|(t, _)| *t)
         .expect("status change");
-    assert_eq!(
-        alert_at, status_at,
-        "the valid reply confirmed the alert: status changed as the reply completed"
+    // The status comes from `Q` alone: the reply that carried the alert (if it was `Q`) or
+    // the re-read that follows it at once.
+    assert!(
+        status_at <= alert_at + 60,
+        "status followed within one exchange: alert {alert_at}, status {status_at}"
     );
     // The next byte sent after the alert is a Q re-read.
     let next = h.tx.iter().find(|(t, _)| *t >= alert_at);
@@ -998,12 +1000,20 @@ fn isolated_alert_acted_on_after_quiet() {
         ev.first(),
         Some(&(t0 + QUIET, LinkEvent::Alert(Alert::LineFail)))
     );
+    // The alert alone changes nothing: the Q re-read, sent at once, does (its reply comes
+    // the UPS's 20 ms later).
     assert_eq!(
         status_changes(&ev),
-        [(t0 + QUIET, Some(StatusFlags::OL), StatusFlags::OB)]
+        [(t0 + QUIET + 20, Some(StatusFlags::OL), StatusFlags::OB)]
     );
-    // Then the Q re-read, at once.
     assert_eq!(h.sent_since(t0).first(), Some(&(t0 + QUIET, b'Q')));
+    // A transfer to battery: its cause (`G`) is read next, to tell a self-test apart.
+    assert_eq!(
+        h.sent_since(t0 + QUIET + 1).first().map(|x| x.1),
+        Some(b'G')
+    );
+    assert!(!h.drv.snapshot().power_cause_pending);
+    assert!(!h.drv.snapshot().self_test_running);
     assert_eq!(h.drv.snapshot().noise_alerts, 0);
     assert_eq!(h.drv.snapshot().status.unwrap().value, StatusFlags::OB);
 }
@@ -1016,10 +1026,12 @@ fn handle_input_after_the_deadline_settles_first() {
     h.run_until(20_000);
     h.quiet_point();
     let t0 = h.now;
+    h.ups.status |= 0x40;
     h.drv.handle_input(Instant(t0), b"%");
     h.now = t0 + 50;
     h.drv.handle_input(Instant(t0 + 50), b"x");
     h.pump();
+    h.run_until(t0 + 200);
     let ev = h.events_since(t0);
     assert!(
         ev.contains(&(t0 + 50, LinkEvent::Alert(Alert::LowBattery))),
@@ -1104,7 +1116,7 @@ fn repeated_alert_is_one_alert() {
         );
         assert_eq!(
             status_changes(&ev),
-            [(last + QUIET, Some(StatusFlags::OL), StatusFlags::OB)]
+            [(last + QUIET + 20, Some(StatusFlags::OL), StatusFlags::OB)]
         );
         assert_eq!(h.drv.snapshot().noise_alerts, 0);
     }
@@ -1273,7 +1285,8 @@ mod props {
         }
 
         /// Every isolated alert byte (quiet line on both sides, no exchange in flight) is
-        /// acted on exactly once, `alert_quiet` after it arrived, and the status follows it.
+        /// acted on exactly once, `alert_quiet` after it arrived, and the status follows the
+        /// `Q` re-read it causes.
         #[test]
         fn isolated_alerts_acted_on_exactly_once(
             alerts in prop::collection::vec(
@@ -1289,7 +1302,8 @@ mod props {
                 h.ups.status = ups_after(h.ups.status, a);
                 want.push((h.now + QUIET, LinkEvent::Alert(Alert::from_byte(a).unwrap())));
                 h.deliver(&[a]);
-                h.run_until(h.now + QUIET);
+                // The alert, then the Q re-read's reply (20 ms), then maybe `G`.
+                h.run_until(h.now + QUIET + 60);
                 let flags = StatusFlags::parse(format!("{:02X}", h.ups.status).as_bytes()).unwrap();
                 prop_assert_eq!(h.drv.snapshot().status.unwrap().value, flags);
             }
@@ -1360,4 +1374,156 @@ mod props {
             prop_assert!(got <= alerts);
         }
     }
+}
+
+// ------------------------------------------------------------------ provisional alerts
+
+/// Puts the UPS on battery through its own `Q` (no alert), `G` answering `cause`, and runs
+/// until the transfer has been seen and its cause read.
+fn transfer_to_battery(h: &mut Harness, cause: &[u8]) -> u64 {
+    h.ups.table.insert(b'G', cause.to_vec());
+    h.ups.status = 0x10;
+    let t0 = h.now;
+    h.run_until(t0 + 1_500);
+    t0
+}
+
+#[test]
+fn lone_alert_refuted_by_status_changes_nothing() {
+    // One noise byte that looks like `!` (or `%`, `#`, `?`) on an idle line, the UPS still on
+    // line: nothing that could shut down may act on it. The status never changes; `Q` refutes it.
+    for a in [b'!', b'%', b'#', b'?'] {
+        let mut h = started();
+        h.run_until(20_000);
+        h.quiet_point();
+        let t0 = h.now;
+        h.deliver(&[a]);
+        h.run_until(t0 + 500);
+        let ev = h.events_since(t0);
+        assert!(status_changes(&ev).is_empty(), "{ev:?}");
+        assert!(
+            ev.contains(&(
+                t0 + QUIET + 20,
+                LinkEvent::AlertRefuted(Alert::from_byte(a).unwrap())
+            )),
+            "{ev:?}"
+        );
+        assert_eq!(h.drv.snapshot().refuted_alerts, 1);
+        assert_eq!(h.drv.snapshot().status.unwrap().value, StatusFlags::OL);
+    }
+}
+
+#[test]
+fn late_line_restored_while_still_on_battery_is_refuted() {
+    // Seen on a real SU420INET replay: a `$` arrives while `Q` still says on battery.
+    let mut h = started();
+    h.run_until(20_000);
+    transfer_to_battery(&mut h, b"L");
+    assert_eq!(h.drv.snapshot().status.unwrap().value, StatusFlags::OB);
+    h.quiet_point();
+    let t0 = h.now;
+    h.deliver(b"$");
+    h.run_until(t0 + 500);
+    let ev = h.events_since(t0);
+    assert!(status_changes(&ev).is_empty(), "{ev:?}");
+    assert!(
+        ev.iter()
+            .any(|(_, e)| *e == LinkEvent::AlertRefuted(Alert::LineRestored))
+    );
+    assert_eq!(h.drv.snapshot().status.unwrap().value, StatusFlags::OB);
+}
+
+#[test]
+fn alert_counts_only_once_a_q_begun_after_it_answers() {
+    // An alert held for a `Q` in flight cannot be judged by that `Q` (the UPS may have
+    // answered before the transfer): a second `Q` follows at once.
+    let mut h = started();
+    h.run_until(20_000);
+    h.until_sent(b'Q');
+    let t0 = h.now;
+    // The in-flight reply says on line, with the alert in front of it.
+    let (at, reply) = h.ups.out.back_mut().unwrap();
+    *reply = b"!08\r\n".to_vec();
+    let at = *at;
+    h.ups.status = 0x10;
+    h.run_until(t0 + 500);
+    let ev = h.events_since(t0);
+    assert_eq!(
+        status_changes(&ev),
+        [(at + 20, Some(StatusFlags::OL), StatusFlags::OB)],
+        "{ev:?}"
+    );
+    assert_eq!(h.drv.snapshot().refuted_alerts, 0);
+}
+
+#[test]
+fn transfer_cause_pending_until_g_answers() {
+    let mut h = started();
+    h.run_until(20_000);
+    h.quiet_point();
+    h.ups.table.insert(b'G', b"L".to_vec());
+    h.ups.status = 0x10;
+    h.until_sent(b'Q');
+    // Q goes out, its reply arrives 20 ms later: from then until G's reply the cause is open.
+    let q_at = h.now;
+    h.run_until(q_at + 21);
+    assert_eq!(h.drv.snapshot().status.unwrap().value, StatusFlags::OB);
+    assert!(h.drv.snapshot().power_cause_pending);
+    assert_eq!(h.sent_since(q_at + 1).first().map(|x| x.1), Some(b'G'));
+    h.run_until(q_at + 100);
+    assert!(!h.drv.snapshot().power_cause_pending);
+    assert!(!h.drv.snapshot().self_test_running);
+}
+
+#[test]
+fn self_test_transfer_is_not_an_outage() {
+    let mut h = started();
+    h.run_until(20_000);
+    transfer_to_battery(&mut h, b"S");
+    let s = h.drv.snapshot();
+    assert_eq!(s.status.unwrap().value, StatusFlags::OB);
+    assert!(!s.power_cause_pending);
+    assert!(s.self_test_running, "G = S: a self-test");
+    // Back on line: still "running" until the result (`X`) has been read, at once.
+    h.ups.table.insert(b'X', b"OK".to_vec());
+    h.ups.status = 0x08;
+    let back = h.now;
+    h.run_until(back + 1_000);
+    let s = h.drv.snapshot();
+    assert!(!s.self_test_running);
+    assert_eq!(
+        s.self_test.map(|x| x.value),
+        Some(upsguard_core::wire::SelfTestResult::Passed)
+    );
+    assert!(
+        h.sent_since(back).iter().any(|(_, b)| *b == b'X'),
+        "X read after the test"
+    );
+}
+
+#[test]
+fn self_test_that_stays_on_battery_becomes_an_outage() {
+    // Mains failed during the test: after SELF_TEST_MAX (30 s) it is an outage.
+    let mut h = started();
+    h.run_until(20_000);
+    let t0 = transfer_to_battery(&mut h, b"S");
+    assert!(h.drv.snapshot().self_test_running);
+    h.run_until(t0 + 29_000);
+    assert!(h.drv.snapshot().self_test_running);
+    h.run_until(t0 + 32_000);
+    assert!(!h.drv.snapshot().self_test_running);
+    assert_eq!(h.drv.snapshot().status.unwrap().value, StatusFlags::OB);
+}
+
+#[test]
+fn silent_g_does_not_hide_an_outage() {
+    let mut h = started();
+    h.run_until(20_000);
+    h.ups.silent.insert(b'G');
+    h.ups.status = 0x10;
+    let t0 = h.now;
+    h.run_until(t0 + 600);
+    h.run_until(t0 + 3_000);
+    assert!(!h.drv.snapshot().power_cause_pending, "bounded wait");
+    assert!(!h.drv.snapshot().self_test_running);
 }
