@@ -43,12 +43,18 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
-    /// Put the UPS to sleep for N hours (@nnn); with --graceful, shut the OS down first.
+    /// Shut the OS down, then put the UPS to sleep for N hours (@nnn late in the halt).
+    /// With --no-graceful the UPS output is cut right away and the OS is NOT shut down.
     Sleep {
         #[arg(long)]
         hours: u32,
-        #[arg(long)]
+        /// Shut the OS down first (the default; kept for scripts that pass it).
+        #[arg(long, conflicts_with = "no_graceful")]
         graceful: bool,
+        /// Cut the UPS output now without shutting the OS down: everything on this UPS loses
+        /// power at once.
+        #[arg(long)]
+        no_graceful: bool,
     },
     /// Start the graceful shutdown sequence now.
     ShutdownNow,
@@ -125,7 +131,10 @@ fn main() -> ExitCode {
         Command::Status { json } => upsguard::cli::status(&socket, json),
         Command::Events { csv, limit } => upsguard::cli::events(&socket, csv, limit),
         Command::Datalog { limit } => upsguard::cli::datalog(&socket, limit),
-        Command::Sleep { hours, graceful } => {
+        Command::Sleep {
+            hours, no_graceful, ..
+        } => {
+            let graceful = !no_graceful;
             upsguard::cli::simple(&socket, upsguard::ipc::Request::Sleep { hours, graceful })
         }
         Command::ShutdownNow => upsguard::cli::simple(&socket, upsguard::ipc::Request::ShutdownNow),

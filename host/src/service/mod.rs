@@ -8,6 +8,7 @@
 
 mod monitor;
 mod notify;
+pub mod plan;
 mod schedule;
 
 use std::path::{Path, PathBuf};

@@ -41,6 +41,9 @@ enum Internal {
         result: Result<cmdfile::CmdOutcome, cmdfile::CmdFileError>,
     },
     OsShutdownDone(Result<std::process::ExitStatus, String>),
+    /// The OS shutdown command succeeded B seconds ago and this process still runs: the
+    /// halt did not happen (or not yet); the sequence is over either way.
+    OsShutdownElapsed,
 }
 
 /// Maps what the link driver knows onto the shutdown machine's input.
@@ -57,11 +60,11 @@ pub fn observation_from_snapshot(s: &UpsSnapshot) -> Observation {
     // those stay "unknown" instead of reading as "back on line".
     let off = flags.is_some_and(|f| f.is_empty());
     let flag = |f: StatusFlags| flags.filter(|_| !off).map(|v| v.contains(f));
-    let reg2 = s.registers.reg2.map(|r| r.value.0);
-    let reg3 = s.registers.reg3.map(|r| r.value.0);
     Observation {
         comm_ok: Some(true),
-        on_battery: flag(StatusFlags::OB),
+        // Until `G` says why the UPS went on battery (outage or self-test), nothing acts
+        // on the transfer: unknown keeps the machine's last state (bounded by the driver).
+        on_battery: flag(StatusFlags::OB).filter(|_| !s.power_cause_pending),
         low_battery: flag(StatusFlags::LB),
         runtime_s: s.measurements.runtime_seconds.map(|r| r.value),
         charge_tenths: s
@@ -70,23 +73,27 @@ pub fn observation_from_snapshot(s: &UpsSnapshot) -> Observation {
             .and_then(|c| u16::try_from(c.value.tenths().clamp(0, 1000)).ok()),
         overload: flag(StatusFlags::OVER),
         replace_battery: flag(StatusFlags::RB),
-        // Register 2 bit 5: battery disconnected.
-        battery_disconnected: reg2.map(|r| r & 0x20 != 0),
+        battery_disconnected: s.registers.reg2.map(|r| r.value.battery_disconnected()),
         // Status 00: output off (what NUT reports as OFF).
         output_off: flags.map(|f| f.is_empty()),
-        // Register 3 bit 3: asleep after `@`.
-        sleeping: reg3.map(|r| r & 0x08 != 0),
+        sleeping: s.registers.reg3.map(|r| r.value.asleep()),
         boost: flag(StatusFlags::BOOST),
         trim: flag(StatusFlags::TRIM),
         temperature_dc: s
             .measurements
             .temperature
             .and_then(|t| i16::try_from(t.value.tenths()).ok()),
-        self_test: s.self_test.map(|t| match t.value {
-            SelfTestResult::Passed => ObsSelfTest::Passed,
-            SelfTestResult::BatteryFailed | SelfTestResult::OverloadFailed => ObsSelfTest::Failed,
-            SelfTestResult::NoResult => ObsSelfTest::NoResult,
-        }),
+        self_test: if s.self_test_running {
+            Some(ObsSelfTest::InProgress)
+        } else {
+            s.self_test.map(|t| match t.value {
+                SelfTestResult::Passed => ObsSelfTest::Passed,
+                SelfTestResult::BatteryFailed | SelfTestResult::OverloadFailed => {
+                    ObsSelfTest::Failed
+                }
+                SelfTestResult::NoResult => ObsSelfTest::NoResult,
+            })
+        },
         calibration: flag(StatusFlags::CAL).map(|c| {
             if c {
                 CalibrationState::Running
@@ -195,13 +202,18 @@ fn event_state(ev: &Event) -> EventState {
     }
 }
 
-fn phase_text(p: Phase) -> String {
-    match p {
-        Phase::Idle => "idle".into(),
-        Phase::Pending { reason, .. } => format!("pending ({reason:?})"),
-        Phase::CommandFile { reason, .. } => format!("command file running ({reason:?})"),
-        Phase::OsShutdown { reason, .. } => format!("OS shutdown started ({reason:?})"),
+/// A value as a person types it against the UPS's spelling: `20` is `020`, `on` is `ON `.
+fn same_setting_value(permitted: &str, typed: &str) -> bool {
+    let (p, t) = (permitted.trim(), typed.trim());
+    if p.eq_ignore_ascii_case(t) {
+        return true;
     }
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(p) && digits(t) && p.trim_start_matches('0') == t.trim_start_matches('0')
+}
+
+fn phase_text(p: Phase) -> String {
+    super::plan::phase_id(p).to_string()
 }
 
 fn off_mode_line(mode: CoreOffMode) -> String {
@@ -711,11 +723,36 @@ impl Monitor {
 
     /// Logs and acts on everything the machine produced.
     fn drain_machine(&mut self) {
-        while let Some(ev) = self.machine.poll_event() {
-            self.on_event(ev);
+        // Acting can feed the machine again (simulation completes the OS shutdown at once),
+        // so drain until both queues are empty.
+        loop {
+            let mut any = false;
+            while let Some(ev) = self.machine.poll_event() {
+                self.on_event(ev);
+                any = true;
+            }
+            while let Some(action) = self.machine.poll_action() {
+                self.on_action(action);
+                any = true;
+            }
+            if !any {
+                break;
+            }
         }
-        while let Some(action) = self.machine.poll_action() {
-            self.on_action(action);
+        if self.os_shutdown_started
+            && matches!(
+                self.machine.phase(),
+                Phase::Idle | Phase::Pending { .. } | Phase::CommandFile { .. }
+            )
+        {
+            // A completed sequence is over and the UPS is back on line with this machine
+            // still up (so the halt, and the killpower hook in it, did not happen): a stale
+            // flag would cut the UPS at some later, unrelated reboot. The next may run.
+            self.os_shutdown_started = false;
+            let flag = killpower::flag_path(&self.paths.data_dir);
+            if std::fs::remove_file(&flag).is_ok() {
+                tracing::info!("shutdown sequence over, UPS back on line: killpower flag removed");
+            }
         }
     }
 
@@ -981,6 +1018,9 @@ impl Monitor {
             tracing::warn!(
                 "simulation: the OS shutdown command would run now; this machine stays up"
             );
+            // Nothing halts here: the sequence is over, and the machine says so until the
+            // UPS is back on line (then a new outage can shut down again).
+            self.machine.os_shutdown_done(self.clock.now());
             // Do what the shutdown hook would do late in the halt, through our own link.
             let link = self.link.clone();
             tokio::spawn(async move {
@@ -991,6 +1031,10 @@ impl Monitor {
         }
         let argv: Vec<String> = self.cfg.shutdown.os_shutdown_command.args().to_vec();
         tracing::warn!("running the OS shutdown command: {argv:?}");
+        // The shutdown record must survive the halt: on disk before the command runs.
+        if let Err(e) = self.events.sync() {
+            tracing::error!("cannot sync the event log before the OS shutdown: {e}");
+        }
         tokio::task::spawn_blocking(move || {
             let result = match argv.split_first() {
                 Some((prog, rest)) => std::process::Command::new(prog)
@@ -1068,11 +1112,42 @@ impl Monitor {
                     self.machine.command_file_finished(self.clock.now());
                 }
             }
-            Internal::OsShutdownDone(r) => match r {
-                Ok(st) if st.success() => tracing::info!("OS shutdown command accepted"),
-                Ok(st) => tracing::error!("OS shutdown command failed: {st}"),
-                Err(e) => tracing::error!("OS shutdown command could not run: {e}"),
-            },
+            Internal::OsShutdownDone(r) => {
+                let failure = match r {
+                    Ok(st) if st.success() => None,
+                    Ok(st) => Some(format!("the OS shutdown command failed: {st}")),
+                    Err(e) => Some(format!("the OS shutdown command could not run: {e}")),
+                };
+                match failure {
+                    None => {
+                        tracing::info!("OS shutdown command accepted");
+                        let tx = self.internal.clone();
+                        let b = u64::from(self.machine.config().os_shutdown_s);
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_secs(b)).await;
+                            let _ = tx.send(Internal::OsShutdownElapsed);
+                        });
+                    }
+                    Some(msg) => {
+                        tracing::error!("{msg}");
+                        let rec = EventRecord::new(
+                            "os_shutdown_failed",
+                            Severity::Critical,
+                            EventState::None,
+                            &format!("{msg}; this machine is NOT shutting down"),
+                        );
+                        self.append(&rec);
+                    }
+                }
+            }
+            Internal::OsShutdownElapsed => {
+                tracing::warn!(
+                    "still running {} s after the OS shutdown command: the sequence is over",
+                    self.machine.config().os_shutdown_s
+                );
+                self.machine.os_shutdown_done(self.clock.now());
+                self.drain_machine();
+            }
         }
     }
 
@@ -1083,6 +1158,12 @@ impl Monitor {
             Request::Status => {
                 let mut v = StatusView::from_snapshot(&self.snap.borrow(), now);
                 v.shutdown_phase = phase_text(self.machine.phase());
+                v.shutdown = Some(super::plan::view(
+                    self.machine.config(),
+                    self.machine.phase(),
+                    self.machine.time_to_shutdown(),
+                    now,
+                ));
                 Response::ok(serde_json::to_value(v).unwrap_or_default())
             }
             Request::Events { limit } => {
@@ -1247,7 +1328,7 @@ impl Monitor {
                 .ok_or_else(|| format!("the UPS does not allow changing {name}"))?;
             let wanted = permitted
                 .iter()
-                .find(|p| p.as_str().trim_end() == value.trim())
+                .find(|p| same_setting_value(p.as_str(), value))
                 .copied()
                 .ok_or_else(|| {
                     let list: Vec<&str> = permitted.iter().map(|p| p.as_str().trim_end()).collect();
