@@ -89,9 +89,11 @@ pub fn sentence(cfg: &ShutdownConfig) -> String {
             human_secs(u64::from(cfg.low_battery_runtime_s))
         )
     });
-    let lb_delay = (cfg.low_battery_delay_s > 0)
-        .then(|| format!(" for {} s", cfg.low_battery_delay_s))
-        .unwrap_or_default();
+    let lb_delay = if cfg.low_battery_delay_s > 0 {
+        format!(" for {} s", cfg.low_battery_delay_s)
+    } else {
+        String::new()
+    };
     let first = match cfg.policy {
         ShutdownPolicy::Immediately => Some("as soon as the UPS is on battery".to_string()),
         ShutdownPolicy::AfterOnBattery { seconds } => Some(format!(
