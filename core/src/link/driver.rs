@@ -1044,8 +1044,13 @@ impl State {
     }
 
     fn sync_cause_flags(&mut self) {
-        self.snap.power_cause_pending = self.cause_check.is_some();
-        self.snap.self_test_running = self.self_test.is_some();
+        let pending = self.cause_check.is_some();
+        let testing = self.self_test.is_some();
+        if self.snap.power_cause_pending != pending || self.snap.self_test_running != testing {
+            self.snap.power_cause_pending = pending;
+            self.snap.self_test_running = testing;
+            self.updated = true;
+        }
     }
 
     // ---------------------------------------------------------------- completion
