@@ -13,6 +13,7 @@
 //!
 //! `#![no_std]`, no `alloc`; builds for `thumbv7em-none-eabihf`.
 #![no_std]
+#![forbid(unsafe_code)]
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,

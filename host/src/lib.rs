@@ -7,6 +7,7 @@ pub mod cmdfile;
 pub mod config;
 pub mod credentials;
 pub mod datalog;
+pub mod driver;
 pub mod eventlog;
 pub mod ipc;
 pub mod killpower;
