@@ -11,7 +11,6 @@ pub mod driver;
 pub mod eventlog;
 pub mod ipc;
 pub mod killpower;
-pub mod link;
 pub mod notifications;
 pub mod serial;
 pub mod service;

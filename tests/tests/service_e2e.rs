@@ -781,8 +781,15 @@ fn sleep_is_graceful_by_default() {
         std::fs::read_to_string(&marker).ok()
     })
     .unwrap_or_else(|| panic!("the OS was not shut down first\n{}", rig.logs()));
-    let flag = std::fs::read_to_string(rig.data.join("killpower.flag")).unwrap();
-    assert!(flag.contains("mode=sleep:20"), "{flag}");
+    let flag = std::fs::read(rig.data.join("killpower.flag")).unwrap();
+    let rec: upsguard_core::records::KillpowerFlag =
+        upsguard_core::records::decode(&flag).expect("a killpower record");
+    assert_eq!(
+        rec.mode,
+        upsguard_core::records::OffMode::Sleep { tenths_of_hour: 20 },
+        "{rec:?}"
+    );
+    assert!(rec.armed_at_unix_s > 1_700_000_000, "{rec:?}");
     // The UPS itself was not told anything yet: that is the shutdown hook's job.
     assert!(rig.ctl.status()["pending_shutdown"].is_null());
 }

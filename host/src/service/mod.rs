@@ -9,6 +9,7 @@
 mod monitor;
 mod notify;
 pub mod plan;
+pub mod requests;
 mod schedule;
 
 use std::path::{Path, PathBuf};
@@ -16,8 +17,6 @@ use std::process::ExitCode;
 
 use clap::Args;
 use tracing_subscriber::EnvFilter;
-
-pub use monitor::observation_from_snapshot;
 
 /// Command-line options of `upsguard run`.
 #[derive(Debug, Clone, Args)]

@@ -4,29 +4,28 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::sync::Arc;
 use time::{OffsetDateTime, UtcOffset};
 use tokio::io::BufReader;
 use tokio::sync::{mpsc, oneshot, watch};
 use upsguard_core::event::{Event, EventId, Severity as CoreSeverity};
-use upsguard_core::link::{
-    CommState, LinkConfig, LinkEvent, RequestResult, UpsRequest, UpsSnapshot,
-};
+
+use upsguard_core::agent::HostAction;
+use upsguard_core::link::{CommState, LinkConfig, RequestResult};
 use upsguard_core::shutdown::{
-    Action, CalibrationState, Observation, Phase, SelfTestResult as ObsSelfTest, ShutdownConfig,
-    ShutdownMachine, ShutdownPolicy as CorePolicy, UpsOffMode as CoreOffMode,
+    Phase, ShutdownConfig, ShutdownPolicy as CorePolicy, UpsOffMode as CoreOffMode,
 };
 use upsguard_core::time::Duration as CoreDuration;
-use upsguard_core::wire::{SelfTestInterval, SelfTestResult, SettingVar, StatusFlags};
 
 use super::{Paths, RunArgs, notify, schedule};
 use crate::clock::Clock;
 use crate::cmdfile::{self, CmdContext, RunOptions};
 use crate::config::{self, Config};
-use crate::datalog::{DataLog, DataLogLimits, Sample, TimeRange};
-use crate::eventlog::{EventFilter, EventLog, EventLogLimits, EventRecord, EventState, Severity};
+use crate::datalog::{DataLog, DataLogLimits, Sample};
+use crate::driver::{self, DriverHandle, DriverMessage, DriverMessageKind, Operator, UpsState};
+use crate::eventlog::{EventLog, EventLogLimits, EventRecord, EventState, Severity};
 use crate::ipc::{self, Request, Response};
 use crate::killpower;
-use crate::link::{self as linkthread, LinkHandle, LinkMessage, LinkMessageKind};
 use crate::status::StatusView;
 
 type Reply = oneshot::Sender<Response>;
@@ -44,64 +43,6 @@ enum Internal {
     /// The OS shutdown command succeeded B seconds ago and this process still runs: the
     /// halt did not happen (or not yet); the sequence is over either way.
     OsShutdownElapsed,
-}
-
-/// Maps what the link driver knows onto the shutdown machine's input.
-pub fn observation_from_snapshot(s: &UpsSnapshot) -> Observation {
-    match s.comm {
-        CommState::Lost | CommState::Closed => return Observation::comm_lost(),
-        // Until the first handshake nothing is known; saying "lost" would fire events at
-        // every start-up.
-        CommState::Connecting => return Observation::default(),
-        CommState::Established => {}
-    }
-    let flags = s.status.map(|st| st.value);
-    // Status 00 means the output is off: it says nothing about mains or the battery, so
-    // those stay "unknown" instead of reading as "back on line".
-    let off = flags.is_some_and(|f| f.is_empty());
-    let flag = |f: StatusFlags| flags.filter(|_| !off).map(|v| v.contains(f));
-    Observation {
-        comm_ok: Some(true),
-        // Until `G` says why the UPS went on battery (outage or self-test), nothing acts
-        // on the transfer: unknown keeps the machine's last state (bounded by the driver).
-        on_battery: flag(StatusFlags::OB).filter(|_| !s.power_cause_pending),
-        low_battery: flag(StatusFlags::LB),
-        runtime_s: s.measurements.runtime_seconds.map(|r| r.value),
-        charge_tenths: s
-            .measurements
-            .charge_percent
-            .and_then(|c| u16::try_from(c.value.tenths().clamp(0, 1000)).ok()),
-        overload: flag(StatusFlags::OVER),
-        replace_battery: flag(StatusFlags::RB),
-        battery_disconnected: s.registers.reg2.map(|r| r.value.battery_disconnected()),
-        // Status 00: output off (what NUT reports as OFF).
-        output_off: flags.map(|f| f.is_empty()),
-        sleeping: s.registers.reg3.map(|r| r.value.asleep()),
-        boost: flag(StatusFlags::BOOST),
-        trim: flag(StatusFlags::TRIM),
-        temperature_dc: s
-            .measurements
-            .temperature
-            .and_then(|t| i16::try_from(t.value.tenths()).ok()),
-        self_test: if s.self_test_running {
-            Some(ObsSelfTest::InProgress)
-        } else {
-            s.self_test.map(|t| match t.value {
-                SelfTestResult::Passed => ObsSelfTest::Passed,
-                SelfTestResult::BatteryFailed | SelfTestResult::OverloadFailed => {
-                    ObsSelfTest::Failed
-                }
-                SelfTestResult::NoResult => ObsSelfTest::NoResult,
-            })
-        },
-        calibration: flag(StatusFlags::CAL).map(|c| {
-            if c {
-                CalibrationState::Running
-            } else {
-                CalibrationState::Idle
-            }
-        }),
-    }
 }
 
 /// Translates the typed config into the core machine's configuration.
@@ -202,36 +143,15 @@ fn event_state(ev: &Event) -> EventState {
     }
 }
 
-/// A value as a person types it against the UPS's spelling: `20` is `020`, `on` is `ON `.
-fn same_setting_value(permitted: &str, typed: &str) -> bool {
-    let (p, t) = (permitted.trim(), typed.trim());
-    if p.eq_ignore_ascii_case(t) {
-        return true;
-    }
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    digits(p) && digits(t) && p.trim_start_matches('0') == t.trim_start_matches('0')
-}
-
-fn phase_text(p: Phase) -> String {
-    super::plan::phase_id(p).to_string()
-}
-
-fn off_mode_line(mode: CoreOffMode) -> String {
-    match mode {
-        CoreOffMode::ShutdownReturn => "return".into(),
-        CoreOffMode::StayOff => "stay_off".into(),
-        CoreOffMode::Sleep { .. } => format!("sleep:{}", mode.sleep_tenths_of_hour().unwrap_or(1)),
-    }
-}
-
 struct Monitor {
     paths: Paths,
     cfg: Config,
     simulate: bool,
     clock: Clock,
-    link: LinkHandle,
-    snap: watch::Receiver<UpsSnapshot>,
-    machine: ShutdownMachine,
+    /// The driver thread: owns the port and the core Agent (and so the shutdown decision).
+    driver: DriverHandle,
+    /// What the driver publishes; the monitor reads it like every other reader.
+    state: watch::Receiver<Arc<UpsState>>,
     events: EventLog,
     data: DataLog,
     internal: mpsc::UnboundedSender<Internal>,
@@ -371,9 +291,20 @@ pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result
 
     let clock = Clock::new();
     let (link_tx, mut link_rx) = mpsc::unbounded_channel();
-    let link = linkthread::spawn(device.clone(), link_config(&cfg), clock, link_tx)
-        .map_err(|e| format!("cannot start the link thread: {e}"))?;
-    let snap = link.snapshot();
+    let driver = driver::spawn(
+        device.clone(),
+        link_config(&cfg),
+        shutdown_config(&cfg),
+        clock,
+        link_tx,
+    )
+    .map_err(|e| format!("cannot start the UPS driver thread: {e}"))?;
+    let state = driver.state();
+    let readers = super::requests::Readers {
+        driver: driver.clone(),
+        clock,
+        data_dir: paths.data_dir.clone(),
+    };
 
     let listener = ipc::bind(&paths.socket).map_err(|e| {
         format!(
@@ -382,17 +313,15 @@ pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result
         )
     })?;
     let (int_tx, mut int_rx) = mpsc::unbounded_channel();
-    tokio::spawn(serve_ipc(listener, int_tx.clone()));
+    tokio::spawn(serve_ipc(listener, int_tx.clone(), readers.clone()));
 
-    let machine = ShutdownMachine::new(shutdown_config(&cfg));
     let mut m = Monitor {
         paths,
         cfg,
         simulate,
         clock,
-        link,
-        snap,
-        machine,
+        driver,
+        state,
         events,
         data,
         internal: int_tx,
@@ -432,11 +361,22 @@ pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result
         // The web side asks the monitor through the same request path as the CLI.
         let (web_tx, mut web_rx) = mpsc::unbounded_channel::<(Request, Reply)>();
         let fwd = m.internal.clone();
+        let web_readers = readers.clone();
         tokio::spawn(async move {
             while let Some((req, reply)) = web_rx.recv().await {
-                if fwd.send(Internal::Ipc(req, reply)).is_err() {
-                    break;
-                }
+                // Status, logs, settings and UPS commands never wait for the monitor.
+                let r = web_readers.clone();
+                let fwd = fwd.clone();
+                tokio::spawn(async move {
+                    match r.answer(req).await {
+                        Ok(resp) => {
+                            let _ = reply.send(resp);
+                        }
+                        Err(req) => {
+                            let _ = fwd.send(Internal::Ipc(req, reply));
+                        }
+                    }
+                });
             }
         });
         m.start_web(store, web_tx, args.web_test_clock_file.clone())
@@ -467,7 +407,7 @@ pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result
         let deadline = m.next_deadline();
         tokio::select! {
             biased;
-            Some(msg) = link_rx.recv() => m.on_link(msg),
+            Some(msg) = link_rx.recv() => m.on_driver(msg),
             _ = sleep_until(deadline) => m.on_timer(),
             Some(msg) = int_rx.recv() => m.on_internal(msg).await,
             Some(f) = notify_fail_rx.recv() => m.on_notify_failure(f),
@@ -482,12 +422,11 @@ pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
         }
-        m.drain_machine();
     }
     notify::notify("STOPPING=1");
     m.log_simple(EventId::MonitoringStopped, "service stopping");
     // Leave the UPS in dumb mode (`R`) as NUT and apcupsd do.
-    m.link.stop().await;
+    m.driver.stop().await;
     let _ = std::fs::remove_file(&m.paths.socket);
     Ok(())
 }
@@ -600,27 +539,35 @@ fn spawn_stdin_reader() -> mpsc::UnboundedReceiver<String> {
     rx
 }
 
-async fn serve_ipc(listener: tokio::net::UnixListener, tx: mpsc::UnboundedSender<Internal>) {
+async fn serve_ipc(
+    listener: tokio::net::UnixListener,
+    tx: mpsc::UnboundedSender<Internal>,
+    readers: super::requests::Readers,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
         let tx = tx.clone();
+        let readers = readers.clone();
         tokio::spawn(async move {
             if !ipc::peer_allowed(&stream) {
                 return;
             }
             let mut reader = BufReader::new(stream);
             let resp = match ipc::read_request(&mut reader).await {
-                Ok(req) => {
-                    let (rtx, rrx) = oneshot::channel();
-                    if tx.send(Internal::Ipc(req, rtx)).is_err() {
-                        Response::err("service is stopping")
-                    } else {
-                        rrx.await.unwrap_or_else(|_| Response::err("no answer"))
+                Ok(req) => match readers.answer(req).await {
+                    Ok(resp) => resp,
+                    Err(req) => {
+                        let (rtx, rrx) = oneshot::channel();
+                        if tx.send(Internal::Ipc(req, rtx)).is_err() {
+                            Response::err("service is stopping")
+                        } else {
+                            rrx.await.unwrap_or_else(|_| Response::err("no answer"))
+                        }
                     }
-                }
+                },
                 Err(e) => Response::err(e),
             };
             let mut stream = reader.into_inner();
@@ -631,64 +578,44 @@ async fn serve_ipc(listener: tokio::net::UnixListener, tx: mpsc::UnboundedSender
 
 impl Monitor {
     fn next_deadline(&self) -> Option<std::time::Instant> {
-        let machine = self
-            .machine
-            .poll_timeout()
-            .map(|t| std::time::Instant::now() + self.clock.until(t));
-        let sched = self.schedules.values().map(|(t, _)| *t).min().map(|t| {
-            let secs = (t - OffsetDateTime::now_utc()).whole_milliseconds().max(0);
-            std::time::Instant::now() + Duration::from_millis(u64::try_from(secs).unwrap_or(0))
-        });
-        match (machine, sched) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.schedules.values().map(|(t, _)| *t).min().map(|t| {
+            let ms = (t - OffsetDateTime::now_utc()).whole_milliseconds().max(0);
+            std::time::Instant::now() + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+        })
     }
 
-    fn on_link(&mut self, msg: LinkMessage) {
-        match &msg.kind {
-            LinkMessageKind::Event(ev) => {
-                match ev {
-                    LinkEvent::Alert(a) => tracing::debug!("alert {a:?}"),
-                    LinkEvent::Identified => {
-                        let s = self.snap.borrow();
-                        tracing::info!(
-                            "UPS identified: {} serial {} firmware {}",
-                            s.identity
-                                .model
-                                .as_ref()
-                                .map(|m| m.value.as_str())
-                                .unwrap_or("?")
-                                .trim(),
-                            s.identity
-                                .serial
-                                .as_ref()
-                                .map(|m| m.value.as_str())
-                                .unwrap_or("?"),
-                            s.identity
-                                .firmware
-                                .as_ref()
-                                .map(|m| m.value.text.as_str())
-                                .unwrap_or("?"),
-                        );
-                    }
-                    _ => {}
-                }
-                let obs = observation_from_snapshot(&self.snap.borrow());
-                self.machine.observe(self.clock.now(), &obs);
+    fn on_driver(&mut self, msg: DriverMessage) {
+        match msg.kind {
+            DriverMessageKind::Event(ev) => self.on_event(ev),
+            DriverMessageKind::Action(a) => self.on_action(a),
+            DriverMessageKind::Identified => {
+                let st = self.state.borrow().clone();
+                let id = &st.ups.identity;
+                tracing::info!(
+                    "UPS identified: {} serial {} firmware {}",
+                    id.model.as_ref().map_or("?", |m| m.value.as_str()).trim(),
+                    id.serial.as_ref().map_or("?", |m| m.value.as_str()),
+                    id.firmware.as_ref().map_or("?", |m| m.value.text.as_str()),
+                );
             }
-            LinkMessageKind::PortProblem { message, first } => {
-                if *first {
+            DriverMessageKind::UpsOffSent { mode, result } => match result {
+                RequestResult::Failed(f) => tracing::error!(
+                    "UPS turn-off ({mode:?}) failed: {}",
+                    super::requests::failure_text(f)
+                ),
+                _ => tracing::warn!("UPS turn-off ({mode:?}) accepted by the UPS"),
+            },
+            DriverMessageKind::PortProblem { message, first } => {
+                if first {
                     tracing::warn!("{message}");
                 }
             }
-            LinkMessageKind::PortOpened(p) => tracing::info!("serial port {} open", p.display()),
+            DriverMessageKind::PortOpened(p) => tracing::info!("serial port {} open", p.display()),
         }
-        let _ = msg.at;
+        self.after_phase_change();
     }
 
     fn on_timer(&mut self) {
-        self.machine.handle_timeout(self.clock.now());
         let now = OffsetDateTime::now_utc();
         let due: Vec<(String, time::Duration)> = self
             .schedules
@@ -698,13 +625,16 @@ impl Monitor {
             .collect();
         for (name, window) in due {
             let wake = CoreDuration::from_secs(u64::try_from(window.whole_seconds()).unwrap_or(0));
-            match self
-                .machine
-                .scheduled_shutdown(self.clock.now(), Some(wake))
-            {
-                Ok(()) => tracing::info!("scheduled shutdown {name} started"),
-                Err(e) => tracing::warn!("scheduled shutdown {name} not started: {e:?}"),
-            }
+            let driver = self.driver.clone();
+            tokio::spawn(async move {
+                let op = Operator::Scheduled {
+                    wake_after: Some(wake),
+                };
+                match driver.operator(op).await {
+                    Ok(()) => tracing::info!("scheduled shutdown {name} started"),
+                    Err(e) => tracing::warn!("scheduled shutdown {name} not started: {e}"),
+                }
+            });
         }
         self.plan_schedules();
     }
@@ -721,33 +651,17 @@ impl Monitor {
             .collect();
     }
 
-    /// Logs and acts on everything the machine produced.
-    fn drain_machine(&mut self) {
-        // Acting can feed the machine again (simulation completes the OS shutdown at once),
-        // so drain until both queues are empty.
-        loop {
-            let mut any = false;
-            while let Some(ev) = self.machine.poll_event() {
-                self.on_event(ev);
-                any = true;
-            }
-            while let Some(action) = self.machine.poll_action() {
-                self.on_action(action);
-                any = true;
-            }
-            if !any {
-                break;
-            }
-        }
+    /// A completed sequence is over and the UPS is back on line with this machine still up
+    /// (so the halt, and the killpower hook in it, did not happen): a stale flag would cut
+    /// the UPS at some later, unrelated reboot. The next sequence may run.
+    fn after_phase_change(&mut self) {
+        let phase = self.state.borrow().phase;
         if self.os_shutdown_started
             && matches!(
-                self.machine.phase(),
+                phase,
                 Phase::Idle | Phase::Pending { .. } | Phase::CommandFile { .. }
             )
         {
-            // A completed sequence is over and the UPS is back on line with this machine
-            // still up (so the halt, and the killpower hook in it, did not happen): a stale
-            // flag would cut the UPS at some later, unrelated reboot. The next may run.
             self.os_shutdown_started = false;
             let flag = killpower::flag_path(&self.paths.data_dir);
             if std::fs::remove_file(&flag).is_ok() {
@@ -757,7 +671,7 @@ impl Monitor {
     }
 
     fn cmd_context(&self, id: &str, sev: Severity, state: EventState, message: &str) -> CmdContext {
-        let v = StatusView::from_snapshot(&self.snap.borrow(), self.clock.now());
+        let v = super::requests::status_view(&self.state.borrow(), self.clock.now());
         let mut ctx = CmdContext::new(id, sev, state, message);
         ctx.status = v.status;
         ctx.charge_pct = v.charge_pct;
@@ -777,7 +691,7 @@ impl Monitor {
         } else {
             ev.id.title()
         };
-        let v = StatusView::from_snapshot(&self.snap.borrow(), self.clock.now());
+        let v = super::requests::status_view(&self.state.borrow(), self.clock.now());
         let mut rec = EventRecord::new(ev.id.as_str(), sev, state, title);
         if !v.status.is_empty() {
             rec = rec.with_field("status", v.status.as_str());
@@ -883,7 +797,7 @@ impl Monitor {
                 reply,
             ));
         }
-        let v = StatusView::from_snapshot(&self.snap.borrow(), self.clock.now());
+        let v = super::requests::status_view(&self.state.borrow(), self.clock.now());
         let msg = self.notification(
             "test",
             Severity::Info,
@@ -954,10 +868,11 @@ impl Monitor {
         });
     }
 
-    fn on_action(&mut self, action: Action) {
+    fn on_action(&mut self, action: HostAction) {
         tracing::info!("shutdown action: {action:?}");
         match action {
-            Action::RunCommandFile { duration } => match self.cfg.shutdown.command_file.clone() {
+            HostAction::RunCommandFile { duration } => match self.cfg.shutdown.command_file.clone()
+            {
                 Some(name) => {
                     let ctx = self.cmd_context(
                         EventId::ShutdownStarted.as_str(),
@@ -974,36 +889,21 @@ impl Monitor {
                         true,
                     );
                 }
-                None => self.machine.command_file_finished(self.clock.now()),
+                None => self.driver.tell(Operator::CommandFileFinished),
             },
-            Action::ArmUpsTurnOff { mode } => {
+            HostAction::ArmUpsTurnOff { mode } => {
                 let flag = killpower::flag_path(&self.paths.data_dir);
-                let body = format!("mode={}\n", off_mode_line(mode));
+                let now_s = OffsetDateTime::now_utc().unix_timestamp();
+                let body = killpower::flag_bytes(mode, u64::try_from(now_s).unwrap_or(0));
                 if let Err(e) =
-                    crate::atomic::write_atomic(&flag, body.as_bytes(), crate::atomic::MODE_PRIVATE)
+                    crate::atomic::write_atomic(&flag, &body, crate::atomic::MODE_PRIVATE)
                 {
                     tracing::error!("cannot write the killpower flag {}: {e}", flag.display());
                 }
             }
-            Action::StartOsShutdown => self.start_os_shutdown(),
-            Action::CancelShutdown => {
+            HostAction::StartOsShutdown => self.start_os_shutdown(),
+            HostAction::CancelShutdown => {
                 let _ = std::fs::remove_file(killpower::flag_path(&self.paths.data_dir));
-            }
-            Action::TurnOffUpsNow { mode } => {
-                let req = match mode {
-                    CoreOffMode::StayOff => UpsRequest::ShutdownStayOff,
-                    CoreOffMode::ShutdownReturn => UpsRequest::ShutdownReturn { tenths_of_hour: 0 },
-                    CoreOffMode::Sleep { .. } => UpsRequest::ShutdownReturn {
-                        tenths_of_hour: mode.sleep_tenths_of_hour().unwrap_or(1),
-                    },
-                };
-                let link = self.link.clone();
-                tokio::spawn(async move {
-                    match link.request(req).await {
-                        Ok(r) => tracing::info!("UPS turn-off: {r:?}"),
-                        Err(e) => tracing::error!("UPS turn-off failed: {e}"),
-                    }
-                });
             }
         }
     }
@@ -1020,11 +920,16 @@ impl Monitor {
             );
             // Nothing halts here: the sequence is over, and the machine says so until the
             // UPS is back on line (then a new outage can shut down again).
-            self.machine.os_shutdown_done(self.clock.now());
+            self.driver.tell(Operator::OsShutdownDone);
             // Do what the shutdown hook would do late in the halt, through our own link.
-            let link = self.link.clone();
+            let driver = self.driver.clone();
+            let mode = self.state.borrow().shutdown_config.ups_off_mode;
+            let turn_off = self.state.borrow().shutdown_config.turn_off_ups;
+            if !turn_off {
+                return;
+            }
             tokio::spawn(async move {
-                let r = link.request(UpsRequest::KillPower).await;
+                let r = driver.request(mode.request()).await;
                 tracing::warn!("simulation: killpower answered {r:?}");
             });
             return;
@@ -1109,7 +1014,7 @@ impl Monitor {
                     }
                 }
                 if shutdown {
-                    self.machine.command_file_finished(self.clock.now());
+                    self.driver.tell(Operator::CommandFileFinished);
                 }
             }
             Internal::OsShutdownDone(r) => {
@@ -1122,7 +1027,7 @@ impl Monitor {
                     None => {
                         tracing::info!("OS shutdown command accepted");
                         let tx = self.internal.clone();
-                        let b = u64::from(self.machine.config().os_shutdown_s);
+                        let b = u64::from(self.state.borrow().shutdown_config.os_shutdown_s);
                         tokio::spawn(async move {
                             tokio::time::sleep(Duration::from_secs(b)).await;
                             let _ = tx.send(Internal::OsShutdownElapsed);
@@ -1143,97 +1048,28 @@ impl Monitor {
             Internal::OsShutdownElapsed => {
                 tracing::warn!(
                     "still running {} s after the OS shutdown command: the sequence is over",
-                    self.machine.config().os_shutdown_s
+                    self.state.borrow().shutdown_config.os_shutdown_s
                 );
-                self.machine.os_shutdown_done(self.clock.now());
-                self.drain_machine();
+                self.driver.tell(Operator::OsShutdownDone);
             }
         }
     }
 
     /// Answers a CLI request; long ones are answered from a task (returns None then).
     async fn on_request(&mut self, req: Request, reply: Reply) -> Option<(Response, Reply)> {
-        let now = self.clock.now();
         let resp = match req {
-            Request::Status => {
-                let mut v = StatusView::from_snapshot(&self.snap.borrow(), now);
-                v.shutdown_phase = phase_text(self.machine.phase());
-                v.shutdown = Some(super::plan::view(
-                    self.machine.config(),
-                    self.machine.phase(),
-                    self.machine.time_to_shutdown(),
-                    now,
-                ));
-                Response::ok(serde_json::to_value(v).unwrap_or_default())
+            Request::Status
+            | Request::Events { .. }
+            | Request::Datalog { .. }
+            | Request::ShutdownNow
+            | Request::Sleep { .. }
+            | Request::SelfTest
+            | Request::Calibrate { .. }
+            | Request::SettingsGet
+            | Request::SettingsSet { .. } => {
+                // Answered by requests::Readers before anything reaches the monitor.
+                Response::err("internal: this request is not the monitor's")
             }
-            Request::Events { limit } => {
-                let filter = EventFilter {
-                    limit: Some(limit.unwrap_or(50).min(10_000)),
-                    ..EventFilter::default()
-                };
-                match self.events.read(&filter) {
-                    Ok(out) => {
-                        let text: String = out
-                            .records
-                            .iter()
-                            .map(|r| r.display_line() + "\n")
-                            .collect();
-                        let records: Vec<serde_json::Value> = out
-                            .records
-                            .iter()
-                            .filter_map(|r| r.to_json_line().ok())
-                            .filter_map(|l| serde_json::from_str(&l).ok())
-                            .collect();
-                        Response::ok(serde_json::json!({
-                            "records": records,
-                            "text": text,
-                            "csv": crate::eventlog::to_csv(&out.records),
-                            "skipped": out.skipped,
-                        }))
-                    }
-                    Err(e) => Response::err(format!("cannot read the event log: {e}")),
-                }
-            }
-            Request::Datalog { limit } => {
-                match self.data.read(
-                    TimeRange::default(),
-                    Some(limit.unwrap_or(100).min(100_000)),
-                ) {
-                    Ok(out) => Response::ok(serde_json::json!({
-                        "csv": crate::datalog::samples_to_csv(&out.rows),
-                    })),
-                    Err(e) => Response::err(format!("cannot read the data log: {e}")),
-                }
-            }
-            Request::ShutdownNow => match self.machine.shutdown_now(now) {
-                Ok(()) => Response::ok(serde_json::json!({"message": "graceful shutdown started"})),
-                Err(e) => Response::err(format!("refused: {e:?}")),
-            },
-            Request::Sleep { hours, graceful } => {
-                let h = u16::try_from(hours).unwrap_or(u16::MAX);
-                match self.machine.sleep(now, h, graceful) {
-                    Ok(()) => Response::ok(serde_json::json!({"message": if graceful {
-                        format!("graceful shutdown started; the UPS then sleeps {hours} h")
-                    } else {
-                        format!("the UPS is told to sleep {hours} h")
-                    }})),
-                    Err(e) => Response::err(format!("refused: {e:?} (hours must be 1..=99)")),
-                }
-            }
-            Request::SelfTest => return self.forward(UpsRequest::SelfTest, reply),
-            Request::Calibrate { abort } => {
-                let r = if abort {
-                    UpsRequest::CalibrationAbort
-                } else {
-                    UpsRequest::CalibrationStart
-                };
-                return self.forward(r, reply);
-            }
-            Request::SettingsGet => Response::ok(self.settings_json()),
-            Request::SettingsSet { name, value } => match self.setting_request(&name, &value) {
-                Ok(r) => return self.forward(r, reply),
-                Err(e) => Response::err(e),
-            },
             Request::Reload => {
                 self.reload("configuration reloaded (SIGHUP)");
                 Response::ok(serde_json::json!({"message": "configuration reloaded"}))
@@ -1249,117 +1085,6 @@ impl Monitor {
             Request::NotifyTest => return self.notify_test(reply),
         };
         Some((resp, reply))
-    }
-
-    fn forward(&self, req: UpsRequest, reply: Reply) -> Option<(Response, Reply)> {
-        let link = self.link.clone();
-        tokio::spawn(async move {
-            let resp = match link.request(req).await {
-                Ok(RequestResult::Failed(f)) => Response::err(format!("the UPS refused: {f:?}")),
-                Ok(r) => Response::ok(serde_json::json!({"message": format!("done: {r:?}")})),
-                Err(e) => Response::err(e),
-            };
-            let _ = reply.send(resp);
-        });
-        None
-    }
-
-    fn settings_json(&self) -> serde_json::Value {
-        let s = self.snap.borrow();
-        let v = StatusView::from_snapshot(&s, self.clock.now());
-        let mut out = Vec::new();
-        for var in SettingVar::ALL {
-            let permitted: Vec<String> = s
-                .capabilities
-                .as_ref()
-                .and_then(|c| c.permitted(var.byte()))
-                .map(|vals| {
-                    vals.iter()
-                        .map(|x| x.as_str().trim_end().to_string())
-                        .collect()
-                })
-                .unwrap_or_default();
-            let value = match var {
-                SettingVar::TransferHigh => v.transfer_high_v.map(|x| x.to_string()),
-                SettingVar::TransferLow => v.transfer_low_v.map(|x| x.to_string()),
-                SettingVar::ShutdownDelay => v.shutdown_delay_s.map(|x| format!("{x:03}")),
-                SettingVar::ReturnDelay => v.return_delay_s.map(|x| format!("{x:03}")),
-                SettingVar::LowBatteryWarning => {
-                    v.low_battery_warning_min.map(|x| format!("{x:02}"))
-                }
-                SettingVar::MinReturnCharge => v.min_return_charge_pct.map(|x| format!("{x:02}")),
-                SettingVar::Sensitivity => s
-                    .settings
-                    .sensitivity
-                    .map(|x| String::from_utf8_lossy(x.value.as_bytes()).into_owned()),
-                SettingVar::AlarmDelay => s
-                    .settings
-                    .alarm_delay
-                    .map(|x| String::from_utf8_lossy(x.value.as_bytes()).into_owned()),
-                SettingVar::OutputVoltage => v.nominal_output_voltage.map(|x| x.to_string()),
-                // The UPS's own spelling, so it matches an entry of the permitted list.
-                SettingVar::SelfTestInterval => {
-                    s.settings.self_test_interval.map(|x| match x.value {
-                        SelfTestInterval::Hours(h) => format!("{h:03}"),
-                        SelfTestInterval::OnPowerOn => "ON".to_string(),
-                        SelfTestInterval::Off => "OFF".to_string(),
-                    })
-                }
-            };
-            out.push(serde_json::json!({
-                "name": setting_name(var),
-                "value": value,
-                "permitted": permitted,
-            }));
-        }
-        serde_json::Value::Array(out)
-    }
-
-    fn setting_request(&self, name: &str, value: &str) -> Result<UpsRequest, String> {
-        if let Some(var) = SettingVar::ALL
-            .into_iter()
-            .find(|v| setting_name(*v) == name)
-        {
-            let s = self.snap.borrow();
-            let permitted = s
-                .capabilities
-                .as_ref()
-                .and_then(|c| c.permitted(var.byte()))
-                .ok_or_else(|| format!("the UPS does not allow changing {name}"))?;
-            let wanted = permitted
-                .iter()
-                .find(|p| same_setting_value(p.as_str(), value))
-                .copied()
-                .ok_or_else(|| {
-                    let list: Vec<&str> = permitted.iter().map(|p| p.as_str().trim_end()).collect();
-                    format!(
-                        "{value} is not a value the UPS permits for {name}; permitted: {}",
-                        list.join(", ")
-                    )
-                })?;
-            return Ok(UpsRequest::SetSetting { var, value: wanted });
-        }
-        let var = match name {
-            "ups_name" => upsguard_core::wire::StringVar::UpsId,
-            "battery_date" => upsguard_core::wire::StringVar::BatteryDate,
-            _ => {
-                let names: Vec<&str> = SettingVar::ALL.into_iter().map(setting_name).collect();
-                return Err(format!(
-                    "unknown setting {name:?}; known: {}, ups_name, battery_date",
-                    names.join(", ")
-                ));
-            }
-        };
-        if value.is_empty()
-            || value.len() > 8
-            || !value.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
-        {
-            return Err(format!("{name} must be 1 to 8 printable ASCII characters"));
-        }
-        let mut v = upsguard_core::heapless::String::<8>::new();
-        v.push_str(value)
-            .map_err(|_| format!("{name} must be at most 8 characters"))?;
-        Ok(UpsRequest::WriteString { var, value: v })
     }
 
     /// Once a day: a certificate left running for months still gets its warning.
@@ -1388,11 +1113,11 @@ impl Monitor {
 
     fn sample_datalog(&mut self) {
         self.check_certificate();
-        let s = self.snap.borrow().clone();
-        if s.comm != CommState::Established {
+        let st = self.state.borrow().clone();
+        if st.ups.comm != CommState::Established {
             return;
         }
-        let v = StatusView::from_snapshot(&s, self.clock.now());
+        let v = StatusView::from_snapshot(&st.ups, self.clock.now());
         let sample = Sample {
             input_v: v.input_voltage,
             output_v: v.output_voltage,
@@ -1763,8 +1488,8 @@ impl Monitor {
         }
         self.notify_cfg = std::sync::Arc::new(self.cfg.notifications.clone());
         self.warn_incomplete_notifications();
-        self.machine
-            .set_config(self.clock.now(), shutdown_config(&self.cfg));
+        self.driver
+            .tell(Operator::SetShutdownConfig(shutdown_config(&self.cfg)));
         self.events.set_limits(
             EventLogLimits {
                 max_file_kib: self.cfg.logging.event_log_max_kb,
@@ -1793,21 +1518,5 @@ impl Monitor {
                 Err(e) => tracing::error!("web: certificate not reloaded (old one kept): {e}"),
             }
         }
-    }
-}
-
-/// Names used by the CLI (and later the web UI) for the cyclable settings.
-pub fn setting_name(v: SettingVar) -> &'static str {
-    match v {
-        SettingVar::TransferHigh => "transfer_high",
-        SettingVar::TransferLow => "transfer_low",
-        SettingVar::MinReturnCharge => "min_return_charge",
-        SettingVar::OutputVoltage => "output_voltage",
-        SettingVar::Sensitivity => "sensitivity",
-        SettingVar::LowBatteryWarning => "low_battery_warning",
-        SettingVar::ShutdownDelay => "shutdown_delay",
-        SettingVar::AlarmDelay => "alarm_delay",
-        SettingVar::ReturnDelay => "return_delay",
-        SettingVar::SelfTestInterval => "self_test_interval",
     }
 }
