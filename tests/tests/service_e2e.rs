@@ -49,9 +49,14 @@ impl Rig {
     }
 
     fn start_service(&mut self) {
+        self.start_service_with(&[]);
+    }
+
+    fn start_service_with(&mut self, env: &[(&str, &str)]) {
         let svc = ChildGuard::spawn(
             "upsguard",
             Command::new(bin_path("upsguard"))
+                .envs(env.iter().copied())
                 .arg("--socket")
                 .arg(self.socket())
                 .arg("run")
@@ -852,4 +857,66 @@ fn shutdown_plan_and_phase_follow_what_happened() {
     // The text status says it too.
     let (ok, text) = rig.cli(&["status"]);
     assert!(ok && text.contains("SHUTPLAN"), "{text}");
+}
+
+/// Readers never wait for the monitor: while it is stalled (as a reload's Argon2 would stall
+/// it, here for 4 s through a test hook), `status` over the control socket answers within
+/// 50 ms, and a power failure is still decided and reported on time.
+#[test]
+fn status_does_not_wait_for_a_blocked_monitor() {
+    use std::io::{BufRead, Write};
+    let (_d, _marker, os_script) = fake_os_shutdown();
+    let mut rig = Rig::new(
+        "stall",
+        1,
+        &ini(&format!(
+            "[Shutdown]\npolicy = immediately\nos_shutdown_command = {}\n",
+            os_script.display()
+        )),
+    );
+    rig.start_service_with(&[("UPSGUARD_TEST_MONITOR_STALL_MS", "4000")]);
+    let ask = |sock: &std::path::Path| {
+        let t0 = std::time::Instant::now();
+        let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"{\"cmd\":\"status\"}\n").unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(s).read_line(&mut line).unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        (t0.elapsed(), v)
+    };
+    let pid = rig.svc.as_ref().and_then(ChildGuard::id).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut worst = Duration::ZERO;
+    for _ in 0..20 {
+        let (took, v) = ask(&rig.socket());
+        assert_eq!(v["ok"], true, "{v}");
+        worst = worst.max(took);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("status during a stalled monitor: worst {worst:?}");
+    assert!(
+        worst < Duration::from_millis(50),
+        "status waited: {worst:?}"
+    );
+    // The shutdown decision is the driver's: made while the monitor still sleeps.
+    rig.ctl.ok("mains off");
+    let decided = wait_for(Duration::from_secs(3), Duration::from_millis(20), || {
+        let (_, v) = ask(&rig.socket());
+        (v["data"]["shutdown"]["phase"] != "idle").then_some(v)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no shutdown decision while the monitor stalled\n{}",
+            rig.logs()
+        )
+    });
+    assert_ne!(decided["data"]["shutdown"]["phase"], "pending", "{decided}");
+    // Once the monitor is back it logs and acts on what was decided.
+    rig.wait_event("shutdown_started", Duration::from_secs(15));
 }

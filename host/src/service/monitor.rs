@@ -1459,6 +1459,15 @@ impl Monitor {
     }
 
     fn reload(&mut self, why: &str) {
+        // Test hook: stall the monitor as a long Argon2 or a slow disk would, to prove that
+        // no reader and no shutdown decision waits for it. Never set in production.
+        if let Some(ms) = std::env::var("UPSGUARD_TEST_MONITOR_STALL_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            tracing::warn!("test hook: the monitor stalls {ms} ms");
+            std::thread::sleep(Duration::from_millis(ms.min(30_000)));
+        }
         let loaded = config::load(&self.paths.config, &self.paths.backup);
         for w in &loaded.warnings {
             tracing::warn!("config: {w}");
