@@ -8,6 +8,7 @@ pub mod config;
 pub mod credentials;
 pub mod datalog;
 pub mod eventlog;
+pub mod files;
 pub mod ipc;
 pub mod killpower;
 pub mod link;

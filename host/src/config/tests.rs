@@ -994,3 +994,42 @@ proptest! {
         prop_assert_eq!(out.config, c);
     }
 }
+
+// ----- refused files ---------------------------------------------------------------------
+
+#[cfg(unix)]
+#[test]
+fn group_writable_config_is_refused_and_the_backup_used() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = dir();
+    write(&d.main, "[Shutdown]\nos_shutdown_command = /bin/evil\n");
+    write(&d.backup, "[Web]\nport = 8443\n");
+    fs::set_permissions(&d.main, fs::Permissions::from_mode(0o664)).unwrap();
+    let out = load(&d.main, &d.backup);
+    assert!(matches!(out.main_error, Some(ConfigError::Insecure(_))));
+    assert!(out.used_backup);
+    assert_eq!(out.config.web.port, 8443);
+    assert_ne!(
+        out.config.shutdown.os_shutdown_command.to_string(),
+        "/bin/evil"
+    );
+    assert_eq!(out.refusals().len(), 1);
+    assert!(
+        out.refusals()[0]
+            .to_string()
+            .contains("writable by group or others"),
+        "{:?}",
+        out.refusals()
+    );
+    assert!(out.is_explicit("web", "PORT"));
+    // Backup refused too: built-in defaults.
+    fs::set_permissions(&d.backup, fs::Permissions::from_mode(0o666)).unwrap();
+    let out = load(&d.main, &d.backup);
+    assert_eq!(out.source, ConfigSource::Defaults);
+    assert_eq!(out.refusals().len(), 2);
+    assert_eq!(out.config, Config::default());
+    // `config check` says so and fails.
+    let r = validate_file(&d.main);
+    assert_eq!(r.exit_code(), 1);
+    assert!(r.to_string().contains("refused"), "{r}");
+}
