@@ -626,7 +626,11 @@ pub fn validate_file(path: &Path) -> Report {
     };
     let (_, ws) = Config::from_document(&doc);
     for w in ws {
-        if w.kind == WarningKind::InvalidValue {
+        // An unknown key is usually a typo (`polcy`) that silently leaves a default in force.
+        if matches!(
+            w.kind,
+            WarningKind::InvalidValue | WarningKind::UnknownKey | WarningKind::UnknownSection
+        ) {
             report.errors.push(w);
         } else {
             report.warnings.push(w);

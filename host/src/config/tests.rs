@@ -776,16 +776,16 @@ fn validate_file_reports_with_lines_and_exit_codes() {
     );
     let r = validate_file(&d.main);
     assert_eq!(r.exit_code(), 1);
-    assert_eq!(r.errors.len(), 1);
     assert_eq!(
-        kinds(&r.warnings),
-        [WarningKind::UnknownKey, WarningKind::CredentialsPresent]
+        kinds(&r.errors),
+        [WarningKind::InvalidValue, WarningKind::UnknownKey]
     );
+    assert_eq!(kinds(&r.warnings), [WarningKind::CredentialsPresent]);
     let s = r.to_string();
-    assert!(s.contains("1 error, 2 warnings"), "{s}");
+    assert!(s.contains("2 errors, 1 warning"), "{s}");
     assert!(s.contains("error: line 2: [Web] \"port\""), "{s}");
     assert!(
-        s.contains("warning: line 3: [Web] \"shiny\": unknown key"),
+        s.contains("error: line 3: [Web] \"shiny\": unknown key"),
         "{s}"
     );
 
@@ -995,7 +995,49 @@ proptest! {
     }
 }
 
-// ----- refused files ---------------------------------------------------------------------
+// ----- unknown names, suggestions, refused files -----------------------------------------
+
+#[test]
+fn unknown_keys_and_sections_are_errors_with_a_suggestion() {
+    let d = dir();
+    write(
+        &d.main,
+        "[Shutdown]\npolcy = immediately\n[Shutdwn]\npolicy = low_battery\n[Web]\nzzzzzzzz = 1\n[Events]\non_batery = log\n",
+    );
+    let r = validate_file(&d.main);
+    assert_eq!(r.exit_code(), 1, "{r}");
+    let s = r.to_string();
+    assert!(
+        s.contains(
+            "error: line 2: [Shutdown] \"polcy\": unknown key; ignored (did you mean `policy`?)"
+        ),
+        "{s}"
+    );
+    assert!(
+        s.contains("error: line 3: [Shutdwn]: unknown section; its 1 entries are ignored (did you mean `[Shutdown]`?)"),
+        "{s}"
+    );
+    assert!(
+        s.contains("error: line 6: [Web] \"zzzzzzzz\": unknown key; ignored\n"),
+        "no far-fetched suggestion: {s}"
+    );
+    assert!(s.contains("(did you mean `on_battery`?)"), "{s}");
+    assert_eq!(r.errors.len(), 4, "{s}");
+}
+
+#[test]
+fn closest_name_needs_to_be_close() {
+    use super::model::closest;
+    let keys = ["policy", "on_battery_delay_s", "turn_off_ups"];
+    assert_eq!(closest("polcy", keys.into_iter()), Some("policy"));
+    assert_eq!(closest("POLICY", keys.into_iter()), Some("policy"));
+    assert_eq!(closest("x", keys.into_iter()), None);
+    assert_eq!(
+        closest("turn_of_ups", keys.into_iter()),
+        Some("turn_off_ups")
+    );
+    assert_eq!(closest("banana", keys.into_iter()), None);
+}
 
 #[cfg(unix)]
 #[test]
