@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod datalog;
 pub mod driver;
 pub mod eventlog;
+pub mod files;
 pub mod ipc;
 pub mod killpower;
 pub mod notifications;

@@ -22,6 +22,7 @@ pub mod values;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::fs::OpenOptions;
 use std::io::{self, Read};
@@ -86,6 +87,8 @@ pub enum ConfigError {
     },
     /// The atomic write failed; the previous file is intact.
     Write(AtomicWriteError),
+    /// The file is writable by others or owned by another user, so it is not used.
+    Insecure(crate::files::Refusal),
 }
 
 impl ConfigError {
@@ -129,6 +132,7 @@ impl fmt::Display for ConfigError {
                 )
             }
             Self::Write(e) => write!(f, "cannot save configuration: {e}"),
+            Self::Insecure(r) => write!(f, "{r}"),
         }
     }
 }
@@ -139,6 +143,7 @@ impl std::error::Error for ConfigError {
             Self::Io { source, .. } => Some(source),
             Self::Parse { source, .. } => Some(source),
             Self::Write(e) => Some(e),
+            Self::Insecure(r) => Some(r),
             _ => None,
         }
     }
@@ -239,6 +244,40 @@ pub struct LoadOutcome {
     pub main_error: Option<ConfigError>,
     /// The backup was rewritten from the main file during this load.
     pub backup_refreshed: bool,
+    /// `(section, key)` pairs present in the file that was used, lowercase, so a caller can
+    /// tell an explicit value from a default.
+    pub explicit: BTreeSet<(String, String)>,
+    /// The backup was needed but refused for its owner or mode.
+    pub backup_refusal: Option<crate::files::Refusal>,
+}
+
+impl LoadOutcome {
+    /// Whether the file that was used sets `[section] key` (ASCII case-insensitive).
+    pub fn is_explicit(&self, section: &str, key: &str) -> bool {
+        self.explicit
+            .contains(&(section.to_ascii_lowercase(), key.to_ascii_lowercase()))
+    }
+
+    /// Files refused for their owner or mode during this load (main and/or backup).
+    pub fn refusals(&self) -> Vec<&crate::files::Refusal> {
+        let mut out = Vec::new();
+        if let Some(ConfigError::Insecure(r)) = &self.main_error {
+            out.push(r);
+        }
+        out.extend(self.backup_refusal.iter());
+        out
+    }
+}
+
+fn explicit_keys(doc: &ini::Document) -> BTreeSet<(String, String)> {
+    doc.sections
+        .iter()
+        .flat_map(|s| {
+            s.entries
+                .iter()
+                .map(|e| (s.name.to_ascii_lowercase(), e.key.to_ascii_lowercase()))
+        })
+        .collect()
 }
 
 /// Read a config file: regular files only, at most [`ini::MAX_FILE_BYTES`], never blocking on
@@ -263,6 +302,9 @@ fn read_file(path: &Path) -> Result<(Vec<u8>, Option<u32>), ConfigError> {
             path: path.to_path_buf(),
         });
     }
+    // Checked on the open descriptor, so the file inspected is the file read. Whoever can
+    // write it could change the OS shutdown command or reset the administrator.
+    crate::files::check_trusted_file(path, &md).map_err(ConfigError::Insecure)?;
     let limit = ini::MAX_FILE_BYTES;
     let too_large = |size| ConfigError::Parse {
         path: Some(path.to_path_buf()),
@@ -351,6 +393,8 @@ pub fn load(main_path: &Path, backup_path: &Path) -> LoadOutcome {
                 source: ConfigSource::Main,
                 main_error: None,
                 backup_refreshed,
+                explicit: explicit_keys(&doc),
+                backup_refusal: None,
             }
         }
         Err(main_err) => {
@@ -376,9 +420,15 @@ pub fn load(main_path: &Path, backup_path: &Path) -> LoadOutcome {
                         source: ConfigSource::Backup,
                         main_error: Some(main_err),
                         backup_refreshed: false,
+                        explicit: explicit_keys(&doc),
+                        backup_refusal: None,
                     }
                 }
                 Err(bak_err) => {
+                    let backup_refusal = match &bak_err {
+                        ConfigError::Insecure(r) => Some(r.clone()),
+                        _ => None,
+                    };
                     warnings.push(ConfigWarning::file(
                         WarningKind::BackupUnusable,
                         backup_path,
@@ -399,6 +449,8 @@ pub fn load(main_path: &Path, backup_path: &Path) -> LoadOutcome {
                         source: ConfigSource::Defaults,
                         main_error: Some(main_err),
                         backup_refreshed: false,
+                        explicit: BTreeSet::new(),
+                        backup_refusal,
                     }
                 }
             }
@@ -574,7 +626,11 @@ pub fn validate_file(path: &Path) -> Report {
     };
     let (_, ws) = Config::from_document(&doc);
     for w in ws {
-        if w.kind == WarningKind::InvalidValue {
+        // An unknown key is usually a typo (`polcy`) that silently leaves a default in force.
+        if matches!(
+            w.kind,
+            WarningKind::InvalidValue | WarningKind::UnknownKey | WarningKind::UnknownSection
+        ) {
             report.errors.push(w);
         } else {
             report.warnings.push(w);
