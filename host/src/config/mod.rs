@@ -6,6 +6,8 @@
 //! * [`model`]: the typed [`Config`], its defaults and ranges, and the single validating
 //!   setter [`Config::set`] used by loading, the web UI and the CLI alike.
 //! * [`events`], [`schedule`]: the two sections with a small grammar of their own.
+//! * `file_only`: the keys naming a program or a file, which only the file may change
+//!   ([`Config::file_only_refusal`]).
 //!
 //! Loading never fails ([`load`]): an unusable main file falls back to `upsguard_backup.ini`
 //! (the service logs `config_backup_used`), then to defaults; a bad value keeps its default
@@ -13,6 +15,7 @@
 //! typed, validated, atomic and `0600`, and refreshes the backup.
 
 pub mod events;
+mod file_only;
 pub mod ini;
 pub mod model;
 pub mod notifications;
@@ -31,6 +34,7 @@ use std::path::{Path, PathBuf};
 use crate::atomic::{self, AtomicWriteError, MODE_PRIVATE};
 
 pub use events::{EVENTS, EventActions, EventSpec, Events};
+pub use file_only::FILE_ONLY_KEYS;
 pub use ini::ParseError;
 pub use model::{
     Access, Communication, Community, Config, Credentials, IpPrefix, Logging, NetService,

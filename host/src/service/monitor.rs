@@ -1081,7 +1081,12 @@ impl Monitor {
                 source,
             } => self.web_event(&id, &message, fields, source),
             Request::ConfigGet { section } => self.config_get(&section),
-            Request::ConfigSet { section, values } => self.config_set(&section, &values),
+            Request::ConfigSet {
+                section,
+                values,
+                username,
+                source,
+            } => self.config_set(&section, &values, username.as_deref(), source.as_deref()),
             Request::NotifyTest => return self.notify_test(reply),
         };
         Some((resp, reply))
@@ -1414,7 +1419,14 @@ impl Monitor {
     }
 
     /// All or nothing: every value through the typed setter on a copy, then save and reload.
-    fn config_set(&mut self, section: &str, values: &BTreeMap<String, String>) -> Response {
+    /// `username`/`source` say who asked, for the configuration_changed event.
+    fn config_set(
+        &mut self,
+        section: &str,
+        values: &BTreeMap<String, String>,
+        username: Option<&str>,
+        source: Option<&str>,
+    ) -> Response {
         let sid = match Self::config_section(section) {
             Ok(s) => s,
             Err(r) => return r,
@@ -1422,14 +1434,13 @@ impl Monitor {
         if values.is_empty() {
             return Response::err("no values given");
         }
-        // No file path ever comes from a web client (product §8): the serial device path is
-        // set in the file or on the command line only.
-        if sid == config::SectionId::Communication
-            && values.keys().any(|k| k.eq_ignore_ascii_case("device"))
-        {
-            return Response::err(
-                "[Communication] device is a path and cannot be changed from the web UI; edit the configuration file",
-            );
+        // No program or file path ever comes from a client (product §8): the device, the
+        // shutdown command, command files and certificate files change in the INI file only.
+        // Checked here, where every ConfigSet lands, so no client can go around it.
+        for (k, v) in values {
+            if let Some(why) = self.cfg.file_only_refusal(sid, k, v) {
+                return Response::err_file_only(why, k);
+            }
         }
         // `[Credentials]` (e.g. a pkcs12_password) stays as it is: `save` keeps it out of the
         // backup, and this request cannot change it.
@@ -1449,16 +1460,59 @@ impl Monitor {
         if let Err(e) = next.save(&self.paths.config, &self.paths.backup) {
             return Response::err(format!("cannot save the configuration: {e}"));
         }
-        let keys: Vec<&str> = values.keys().map(String::as_str).collect();
-        self.reload(&format!(
-            "configuration changed from the web UI: [{}] {}",
-            sid.name(),
-            crate::eventlog::display_escape(&keys.join(", "))
-        ));
+        // Who, from where, and which keys (the event log escapes the user text in them).
+        let keys = values
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let who = match (username, source) {
+            (Some(u), Some(s)) => format!(" by {u} from {s}"),
+            (Some(u), None) => format!(" by {u}"),
+            (None, Some(s)) => format!(" from {s}"),
+            (None, None) => String::new(),
+        };
+        let via = if username.is_some() {
+            "the web UI"
+        } else {
+            "the control socket"
+        };
+        let message = format!(
+            "configuration changed from {via}{who}: [{}] {keys}",
+            sid.name()
+        );
+        let eid = EventId::ConfigurationChanged;
+        let mut rec = EventRecord::new(
+            eid.as_str(),
+            severity(eid.severity()),
+            EventState::None,
+            &message,
+        )
+        .with_field("section", sid.name())
+        .with_field("keys", keys.as_str());
+        if let Some(u) = username {
+            rec = rec.with_field("username", u);
+        }
+        if let Some(s) = source {
+            rec = rec.with_source(s);
+        }
+        self.reload_logged(&rec);
         self.config_get(sid.name())
     }
 
     fn reload(&mut self, why: &str) {
+        let eid = EventId::ConfigurationChanged;
+        let rec = EventRecord::new(
+            eid.as_str(),
+            severity(eid.severity()),
+            EventState::None,
+            why,
+        );
+        self.reload_logged(&rec);
+    }
+
+    /// Reload the file; `rec` is the configuration_changed event that says why.
+    fn reload_logged(&mut self, rec: &EventRecord) {
         // Test hook: stall the monitor as a long Argon2 or a slow disk would, to prove that
         // no reader and no shutdown decision waits for it. Never set in production.
         if let Some(ms) = std::env::var("UPSGUARD_TEST_MONITOR_STALL_MS")
@@ -1507,7 +1561,13 @@ impl Monitor {
             .clamped(),
         );
         self.plan_schedules();
-        self.log_simple(EventId::ConfigurationChanged, why);
+        // User text (a username, key names) must not forge lines in the service log.
+        tracing::info!(
+            "event: {} — {}",
+            EventId::ConfigurationChanged.title(),
+            crate::eventlog::display_escape(&rec.message)
+        );
+        self.append(rec);
         // A certificate replaced with `upsguard cert import|generate` is served from here on.
         if let Some(tls) = self.web_tls.clone() {
             self.install_configured_pkcs12(&self.paths.data_dir.clone());
