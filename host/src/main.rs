@@ -73,7 +73,7 @@ enum Command {
     /// Tell the UPS to cut its output (run late in the OS halt by the shutdown hook).
     Killpower(upsguard::killpower::KillpowerArgs),
     /// HTTPS certificate of the web UI: show, generate, csr, import.
-    Cert(upsguard::web::cli::CertArgs),
+    Cert(upsguard::web::cert_cli::CertArgs),
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -112,7 +112,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => return upsguard::service::main(args, socket),
         Command::Killpower(args) => return upsguard::killpower::main(args),
-        Command::Cert(args) => return upsguard::web::cli::cert_main(args),
+        Command::Cert(args) => return upsguard::web::cert_cli::cert_main(args),
         Command::Config {
             op: ConfigOp::Check { file },
         } => return upsguard::cli::config_check(&file),

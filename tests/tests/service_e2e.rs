@@ -805,6 +805,9 @@ fn sleep_is_graceful_by_default() {
 #[test]
 fn shutdown_plan_and_phase_follow_what_happened() {
     let (_d, marker, os_script) = fake_os_shutdown();
+    // The stand-in OS shutdown also copies the event log as it finds it: the shutdown record
+    // must already be on disk when the command runs.
+    let seen = _d.join("events-at-shutdown");
     let mut rig = Rig::new(
         "phase",
         1,
@@ -813,6 +816,16 @@ fn shutdown_plan_and_phase_follow_what_happened() {
             os_script.display()
         )),
     );
+    std::fs::write(
+        &os_script,
+        format!(
+            "#!/bin/sh\ncat {} > {}\necho ran >> {}\n",
+            rig.data.join("events.jsonl").display(),
+            seen.display(),
+            marker.display()
+        ),
+    )
+    .unwrap();
     rig.start_service();
     let st = rig.status_json();
     let sd = &st["shutdown"];
@@ -836,6 +849,11 @@ fn shutdown_plan_and_phase_follow_what_happened() {
         std::fs::read_to_string(&marker).ok()
     })
     .expect("OS shutdown command ran");
+    let at_shutdown = std::fs::read_to_string(&seen).unwrap();
+    assert!(
+        at_shutdown.contains("\"shutdown_started\""),
+        "the shutdown record was not on disk when the OS shutdown ran: {at_shutdown}"
+    );
     assert_eq!(rig.status_json()["shutdown"]["phase"], "os_shutdown");
     assert!(rig.data.join("killpower.flag").exists());
     // Still here B (10 s) later: the sequence is over.

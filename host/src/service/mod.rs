@@ -7,10 +7,10 @@
 //! signals. Nothing in it blocks: command files and the OS shutdown run in the blocking pool.
 
 mod monitor;
-mod notify;
 pub mod plan;
 pub mod requests;
 mod schedule;
+mod systemd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

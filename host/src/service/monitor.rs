@@ -17,7 +17,7 @@ use upsguard_core::shutdown::{
 };
 use upsguard_core::time::Duration as CoreDuration;
 
-use super::{Paths, RunArgs, notify, schedule};
+use super::{Paths, RunArgs, schedule, systemd};
 use crate::clock::Clock;
 use crate::cmdfile::{self, CmdContext, RunOptions};
 use crate::config::{self, Config};
@@ -385,7 +385,7 @@ pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result
     if simulate {
         print_sim_banner(&m.paths, &device, _sim.as_ref());
     }
-    notify::notify("READY=1");
+    systemd::notify("READY=1");
 
     let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -394,7 +394,7 @@ pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result
         m.cfg.logging.datalog_interval_s.max(1),
     )));
     datalog_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let watchdog = notify::watchdog_interval();
+    let watchdog = systemd::watchdog_interval();
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
     let stdin_lines = if simulate {
         Some(spawn_stdin_reader())
@@ -412,7 +412,7 @@ pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result
             Some(msg) = int_rx.recv() => m.on_internal(msg).await,
             Some(f) = notify_fail_rx.recv() => m.on_notify_failure(f),
             _ = datalog_tick.tick() => m.sample_datalog(),
-            _ = watchdog_tick.tick(), if watchdog.is_some() => notify::notify("WATCHDOG=1"),
+            _ = watchdog_tick.tick(), if watchdog.is_some() => systemd::notify("WATCHDOG=1"),
             Some(line) = recv_opt(&mut stdin_rx) => {
                 if let Some(sim) = &_sim {
                     println!("{}", upsguard_sim::answer_line(sim.control(&line)).trim_end());
@@ -423,7 +423,7 @@ pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result
             _ = sigint.recv() => break,
         }
     }
-    notify::notify("STOPPING=1");
+    systemd::notify("STOPPING=1");
     m.log_simple(EventId::MonitoringStopped, "service stopping");
     // Leave the UPS in dumb mode (`R`) as NUT and apcupsd do.
     m.driver.stop().await;
