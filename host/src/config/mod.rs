@@ -180,6 +180,8 @@ pub enum WarningKind {
     InsecurePermissions,
     /// A `[Credentials]` section is present (it will be consumed and removed).
     CredentialsPresent,
+    /// A server is enabled that this version does not have yet (SNMP, NUT, NIS).
+    NotImplemented,
 }
 
 /// A non-fatal problem, with as much location as is known. `Display` escapes every piece of
@@ -596,6 +598,31 @@ impl fmt::Display for Report {
 }
 
 /// Check a file without loading it into the service: syntax, every value, permissions.
+/// What `config check`, the service log and the status say about an enabled server that
+/// does not exist yet.
+pub fn not_implemented_message(what: &str) -> String {
+    format!(
+        "enabled, but the {what} is not implemented yet in this version: nothing listens and the settings have no effect"
+    )
+}
+
+impl Config {
+    /// Enabled sections whose server does not exist yet: (section, server name).
+    pub fn unimplemented_servers(&self) -> Vec<(&'static str, &'static str)> {
+        let mut v = Vec::new();
+        if self.snmp.enabled {
+            v.push(("SNMP", "SNMP agent"));
+        }
+        if self.nut.enabled {
+            v.push(("NUT", "NUT network server"));
+        }
+        if self.nis.enabled {
+            v.push(("NIS", "apcupsd NIS server"));
+        }
+        v
+    }
+}
+
 pub fn validate_file(path: &Path) -> Report {
     let mut report = Report {
         path: path.to_path_buf(),
@@ -628,7 +655,17 @@ pub fn validate_file(path: &Path) -> Report {
             return report;
         }
     };
-    let (_, ws) = Config::from_document(&doc);
+    let (cfg, ws) = Config::from_document(&doc);
+    for (section, what) in cfg.unimplemented_servers() {
+        report.warnings.push(ConfigWarning {
+            kind: WarningKind::NotImplemented,
+            file: None,
+            line: None,
+            section: Some(section.into()),
+            key: Some("enabled".into()),
+            message: not_implemented_message(what),
+        });
+    }
     for w in ws {
         // An unknown key is usually a typo (`polcy`) that silently leaves a default in force.
         if matches!(

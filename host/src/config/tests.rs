@@ -1075,3 +1075,17 @@ fn group_writable_config_is_refused_and_the_backup_used() {
     assert_eq!(r.exit_code(), 1);
     assert!(r.to_string().contains("refused"), "{r}");
 }
+
+#[test]
+fn enabled_network_servers_are_reported_as_not_implemented() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("upsguard.ini");
+    std::fs::write(&p, "[SNMP]\nenabled = true\n[NIS]\nenabled = true\n").unwrap();
+    let report = validate_file(&p);
+    let text = report.to_string();
+    assert!(text.contains("SNMP agent is not implemented yet"), "{text}");
+    assert!(text.contains("NIS server is not implemented yet"), "{text}");
+    assert!(!text.contains("NUT network server"), "{text}");
+    // A notice, not an error: a file written for a later version still loads.
+    assert!(report.is_ok(), "{text}");
+}

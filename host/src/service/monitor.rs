@@ -52,6 +52,17 @@ enum Internal {
     OsShutdownElapsed,
 }
 
+/// Says plainly, at every start and reload, that an enabled network server does not exist
+/// yet: a reload that answers "OK" must not suggest that something now listens.
+fn warn_unimplemented(cfg: &Config) {
+    for (section, what) in cfg.unimplemented_servers() {
+        tracing::warn!(
+            "config: [{section}] {}",
+            config::not_implemented_message(what)
+        );
+    }
+}
+
 /// Translates the typed config into the core machine's configuration.
 pub fn shutdown_config(cfg: &Config) -> ShutdownConfig {
     let s = &cfg.shutdown;

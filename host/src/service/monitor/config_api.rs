@@ -155,6 +155,7 @@ impl Monitor {
             self.append(&rec);
         }
         self.cfg = loaded.config;
+        warn_unimplemented(&self.cfg);
         if self.cfg.credentials_present()
             && let Some(store) = self.creds.clone()
         {

@@ -12,6 +12,7 @@ pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result
         tracing::warn!("config: {w}");
     }
     let cfg = loaded.config;
+    warn_unimplemented(&cfg);
     // First start: neither the file nor its backup exists (missing, not damaged). Write the
     // defaults, so the administrator has a complete, commented-by-key file to edit and a
     // backup from the first minute. A damaged file is never overwritten here.
