@@ -30,6 +30,7 @@ use crate::status::StatusView;
 
 mod config_api;
 mod credentials;
+mod sim;
 mod startup;
 mod web;
 

@@ -101,7 +101,7 @@ pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result
     // The emulator, when asked for, sits on a pty so the service uses the very same serial
     // path as with a real UPS.
     let _sim = if let Some(scenario) = &args.simulate {
-        Some(start_simulator(
+        Some(super::sim::Sim::start(
             &paths,
             scenario,
             args.sim_speed,
@@ -245,7 +245,7 @@ pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result
             _ = watchdog_tick.tick(), if watchdog.is_some() => systemd::notify("WATCHDOG=1"),
             Some(line) = recv_opt(&mut stdin_rx) => {
                 if let Some(sim) = &_sim {
-                    println!("{}", upsguard_sim::answer_line(sim.control(&line)).trim_end());
+                    println!("{}", sim.answer(&line).trim_end());
                 }
             }
             _ = sighup.recv() => m.reload("configuration reloaded (SIGHUP)"),
@@ -287,38 +287,7 @@ pub(super) fn link_config(cfg: &Config) -> LinkConfig {
     }
 }
 
-pub(super) fn start_simulator(
-    paths: &Paths,
-    scenario: &str,
-    speed: f64,
-    control: Option<String>,
-) -> Result<upsguard_sim::SimHandle, String> {
-    let scenario = if scenario.is_empty() {
-        None
-    } else {
-        let text = std::fs::read_to_string(scenario)
-            .map_err(|e| format!("cannot read scenario {scenario}: {e}"))?;
-        Some(
-            upsguard_sim::Scenario::parse(&text)
-                .map_err(|e| format!("scenario {scenario}: {e}"))?,
-        )
-    };
-    let opts = upsguard_sim::SimOptions {
-        transport: upsguard_sim::Transport::Pty(paths.data_dir.join("ups-tty")),
-        speed,
-        scenario,
-        control_addr: control,
-        eeprom_path: Some(paths.data_dir.join("sim-eeprom.json")),
-        ..upsguard_sim::SimOptions::default()
-    };
-    upsguard_sim::spawn(opts).map_err(|e| format!("cannot start the emulator: {e}"))
-}
-
-pub(super) fn print_sim_banner(
-    paths: &Paths,
-    device: &Path,
-    sim: Option<&upsguard_sim::SimHandle>,
-) {
+pub(super) fn print_sim_banner(paths: &Paths, device: &Path, sim: Option<&super::sim::Sim>) {
     println!("upsguard is monitoring the built-in emulated UPS.");
     println!("  emulated serial port : {}", device.display());
     println!(
