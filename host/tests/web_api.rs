@@ -40,7 +40,13 @@ fn free_port() -> u16 {
 impl Svc {
     /// Start with `extra_ini` appended to the `[Web]` section's file.
     fn start(extra_ini: &str) -> Svc {
+        Svc::start_with(extra_ini, |_| {})
+    }
+
+    /// The same, after `prepare` has put files into the data directory.
+    fn start_with(extra_ini: &str, prepare: impl FnOnce(&std::path::Path)) -> Svc {
         let dir = tempfile::tempdir().unwrap();
+        prepare(dir.path());
         let port = free_port();
         let ini = format!("[Web]\nbind = 127.0.0.1\nport = {port}\n{extra_ini}");
         std::fs::write(dir.path().join("upsguard.ini"), ini).unwrap();
@@ -893,6 +899,83 @@ fn program_and_file_settings_change_in_the_ini_only() {
             "{m}"
         );
     }
+}
+
+/// A self-signed certificate like the one we generate, expiring in 10 days, put into
+/// `<data-dir>/tls/` with `origin` as the origin file's text (`None`: the fingerprint, i.e. ours).
+fn near_expiry_pair(data: &std::path::Path, origin: Option<&str>) -> String {
+    let tls = data.join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    let ok = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-sha512", "-nodes", "-days", "10",
+        ])
+        .args(["-subj", "/CN=localhost/O=upsguard self-signed"])
+        .args([
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1",
+        ])
+        .arg("-keyout")
+        .arg(tls.join("key.pem"))
+        .arg("-out")
+        .arg(tls.join("cert.pem"))
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "openssl req");
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(tls.join("cert.pem"))
+        .output()
+        .unwrap();
+    let fp = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .to_string();
+    let text = origin.map_or_else(|| fp.clone(), str::to_string);
+    std::fs::write(tls.join("origin"), format!("{text}\n")).unwrap();
+    fp
+}
+
+/// The generated certificate now lasts 397 days, so the service renews its own at start-up
+/// (and daily) within 30 days of expiry; an imported one is never replaced, only warned about.
+#[test]
+fn own_certificate_is_renewed_near_expiry_an_imported_one_only_warned() {
+    let creds = format!("\n[Credentials]\nusername = {ADMIN}\npassword = {PASSWORD}\n");
+    let mut old_fp = String::new();
+    let svc = Svc::start_with(&creds, |d| old_fp = near_expiry_pair(d, None));
+    let (_, _, s) = svc.login(ADMIN, PASSWORD, false);
+    let s = s.unwrap();
+    let (st, _, b) = svc.get("/api/v1/security/certificate", Some(&s));
+    assert_eq!(st, 200, "{b}");
+    let c: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_ne!(c["sha256_fingerprint"], old_fp.as_str(), "renewed: {b}");
+    assert!(c["days_until_expiry"].as_i64().unwrap() > 390, "{b}");
+    assert_eq!(c["key_bits"], 2048, "{b}");
+    assert_eq!(c["signature_algorithm"], "sha512WithRSAEncryption", "{b}");
+    assert_eq!(
+        c["sans"],
+        serde_json::json!(["DNS:localhost", "IP:127.0.0.1", "IP:::1"]),
+        "same names: {b}"
+    );
+    let ev = svc.wait_event("has been renewed");
+    assert!(ev.contains("has been renewed"), "{ev}");
+    assert!(svc.log().contains("has been renewed"));
+    drop(svc);
+
+    let mut old_fp = String::new();
+    let svc = Svc::start_with(&creds, |d| old_fp = near_expiry_pair(d, Some("imported")));
+    let ev = svc.wait_event("\"certificate_expiring\"");
+    assert!(ev.contains("\"certificate_expiring\""), "{ev}");
+    assert!(!ev.contains("has been renewed"), "{ev}");
+    let (_, _, s) = svc.login(ADMIN, PASSWORD, false);
+    let (st, _, b) = svc.get("/api/v1/security/certificate", Some(&s.unwrap()));
+    assert_eq!(st, 200, "{b}");
+    let c: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(c["sha256_fingerprint"], old_fp.as_str(), "left alone: {b}");
 }
 
 #[test]
