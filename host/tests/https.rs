@@ -289,9 +289,16 @@ fn generated_certificate_facts_files_and_restart() {
     let info = srv.tls.cert_info();
     assert_eq!(info.key_bits, 2048);
     assert_eq!(info.signature_algorithm, "sha512WithRSAEncryption");
+    // Valid exactly SELF_SIGNED_VALIDITY_DAYS (≤ 397) from a backdated not_before.
+    const { assert!(cert::SELF_SIGNED_VALIDITY_DAYS <= 397) };
+    assert_eq!(
+        info.not_after - info.not_before,
+        time::Duration::days(cert::SELF_SIGNED_VALIDITY_DAYS)
+    );
     let days = srv.tls.days_until_expiry();
     assert!(
-        (cert::SELF_SIGNED_VALIDITY_DAYS - 1..=cert::SELF_SIGNED_VALIDITY_DAYS).contains(&days)
+        (cert::SELF_SIGNED_VALIDITY_DAYS - 2..cert::SELF_SIGNED_VALIDITY_DAYS).contains(&days),
+        "{days}"
     );
     assert!(!srv.tls.expiry_warning_due());
 

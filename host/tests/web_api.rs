@@ -40,7 +40,13 @@ fn free_port() -> u16 {
 impl Svc {
     /// Start with `extra_ini` appended to the `[Web]` section's file.
     fn start(extra_ini: &str) -> Svc {
+        Svc::start_with(extra_ini, |_| {})
+    }
+
+    /// The same, after `prepare` has put files into the data directory.
+    fn start_with(extra_ini: &str, prepare: impl FnOnce(&std::path::Path)) -> Svc {
         let dir = tempfile::tempdir().unwrap();
+        prepare(dir.path());
         let port = free_port();
         let ini = format!("[Web]\nbind = 127.0.0.1\nport = {port}\n{extra_ini}");
         std::fs::write(dir.path().join("upsguard.ini"), ini).unwrap();
@@ -157,6 +163,36 @@ impl Svc {
             }
         });
         (st, head, sess)
+    }
+
+    /// `POST /api/v1/login` from a chosen loopback address (curl binds it; all of 127/8 is
+    /// local on Linux) → (status, JSON body or Null).
+    fn login_from(&self, addr: &str, user: &str, pw: &str) -> (u16, serde_json::Value) {
+        let body = serde_json::json!({"username": user, "password": pw}).to_string();
+        let (st, _, b) = self.curl(
+            "POST",
+            "/api/v1/login",
+            &[
+                "--interface",
+                addr,
+                "-H",
+                "content-type: application/json",
+                "--data-binary",
+                &body,
+            ],
+        );
+        (
+            st,
+            serde_json::from_str(&b).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// The event records, parsed.
+    fn event_records(&self) -> Vec<serde_json::Value> {
+        self.events()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 
     fn events(&self) -> String {
@@ -466,6 +502,117 @@ fn lockout_spread_over_endpoints_without_following_redirects_ends_on_time() {
     assert_eq!(st, 401, "{b}");
 }
 
+/// Most of `times` (sorted, seconds) inside any window of `window` seconds.
+fn max_in_window(times: &[u64], window: u64) -> usize {
+    (0..times.len())
+        .map(|i| {
+            times[i..]
+                .iter()
+                .take_while(|t| **t < times[i] + window)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Issue 7, lockout bypass: for 10 minutes after causing a lock, one address's failures were
+/// not counted, so it got ~100 full password checks per 10 minutes and the account never
+/// locked again. Scripted on the test clock: one address tries 3 times every 10 s for 12
+/// minutes. Every check that fails is a `login_failed` event whose username carries the
+/// test-clock second, so the checks can be counted per 2-minute window afterwards.
+#[test]
+fn one_address_hammering_gets_at_most_3_checks_per_2_minutes() {
+    let svc = with_admin();
+    let mut codes = std::collections::BTreeMap::<u16, u32>::new();
+    for t in (0..=720).step_by(10) {
+        svc.advance(t);
+        for i in 0..3 {
+            let (st, _) = svc.login_from("127.0.0.1", &format!("probe-{t}-{i}"), "Wrong#1234");
+            *codes.entry(st).or_default() += 1;
+        }
+    }
+    // Afterwards the real administrator gets in from elsewhere; events are written in order,
+    // so once their login is logged every failed check before it is too.
+    svc.advance(720 + 130);
+    let (st, _) = svc.login_from("127.0.0.9", ADMIN, PASSWORD);
+    assert_eq!(st, 200, "{codes:?}");
+    svc.wait_event("login by admin1");
+    let records = svc.event_records();
+    let mut checks: Vec<u64> = records
+        .iter()
+        .filter(|v| v["id"] == "login_failed")
+        .filter_map(|v| v["fields"]["username"].as_str())
+        .filter_map(|u| u.strip_prefix("probe-")?.split('-').next()?.parse().ok())
+        .collect();
+    checks.sort_unstable();
+    let locks = records
+        .iter()
+        .filter(|v| v["id"] == "account_locked")
+        .count();
+    eprintln!("answers {codes:?}; checks at {checks:?}; {locks} locks");
+    assert!(
+        max_in_window(&checks, 120) <= 3,
+        "more than 3 checks in 2 minutes: {checks:?}"
+    );
+    assert!(codes.contains_key(&423), "the account locked: {codes:?}");
+    assert!(
+        locks >= 3,
+        "it keeps locking: {locks} locks, checks {checks:?}"
+    );
+    assert!(checks.len() <= 3 * locks, "{checks:?}");
+}
+
+/// Issue 7, lockout denial: two addresses taking turns (each locks the account as soon as
+/// the other's lock ends) kept the administrator out forever. Scripted on the test clock in
+/// 5-second steps: both attackers act first in every step, as often as their Retry-After
+/// allows; the administrator, on a third clean address, starts just after the first lock and
+/// retries every step. They must be in within one lock period (2 minutes, plus a step).
+#[test]
+fn addresses_taking_turns_cannot_keep_the_administrator_out() {
+    let svc = with_admin();
+    let attackers = ["127.0.0.2", "127.0.0.3"];
+    let mut next = [0u64; 2];
+    let mut refused = 0;
+    let mut admin_in = None;
+    let start = 5;
+    for t in (0..=600u64).step_by(5) {
+        svc.advance(t);
+        for (n, src) in attackers.iter().enumerate() {
+            let mut i = 0;
+            while t >= next[n] && i < 12 {
+                i += 1;
+                let (st, b) = svc.login_from(src, ADMIN, &format!("Guess#{t}{i}"));
+                match st {
+                    401 => {}
+                    423 | 429 => next[n] = t + b["retry_after_s"].as_u64().unwrap_or(1),
+                    other => panic!("attacker got {other}: {b}"),
+                }
+            }
+        }
+        if t >= start {
+            let (st, b) = svc.login_from("127.0.0.4", ADMIN, PASSWORD);
+            match st {
+                200 => {
+                    admin_in = Some(t - start);
+                    break;
+                }
+                423 | 429 => refused += 1,
+                other => panic!("administrator got {other}: {b}"),
+            }
+        }
+    }
+    let waited =
+        admin_in.unwrap_or_else(|| panic!("the administrator never got in\n{}", svc.events()));
+    eprintln!("administrator refused {refused} times, in after {waited} s");
+    assert!(waited <= 125, "waited {waited} s");
+    assert!(
+        refused >= 1,
+        "the attack did lock the administrator out for a while"
+    );
+    let ev = svc.wait_event("login by admin1");
+    assert!(ev.contains("\"account_locked\""));
+}
+
 #[test]
 fn one_session_at_a_time_and_explicit_takeover() {
     let svc = with_admin();
@@ -752,6 +899,83 @@ fn program_and_file_settings_change_in_the_ini_only() {
             "{m}"
         );
     }
+}
+
+/// A self-signed certificate like the one we generate, expiring in 10 days, put into
+/// `<data-dir>/tls/` with `origin` as the origin file's text (`None`: the fingerprint, i.e. ours).
+fn near_expiry_pair(data: &std::path::Path, origin: Option<&str>) -> String {
+    let tls = data.join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    let ok = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-sha512", "-nodes", "-days", "10",
+        ])
+        .args(["-subj", "/CN=localhost/O=upsguard self-signed"])
+        .args([
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1",
+        ])
+        .arg("-keyout")
+        .arg(tls.join("key.pem"))
+        .arg("-out")
+        .arg(tls.join("cert.pem"))
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "openssl req");
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(tls.join("cert.pem"))
+        .output()
+        .unwrap();
+    let fp = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .to_string();
+    let text = origin.map_or_else(|| fp.clone(), str::to_string);
+    std::fs::write(tls.join("origin"), format!("{text}\n")).unwrap();
+    fp
+}
+
+/// The generated certificate now lasts 397 days, so the service renews its own at start-up
+/// (and daily) within 30 days of expiry; an imported one is never replaced, only warned about.
+#[test]
+fn own_certificate_is_renewed_near_expiry_an_imported_one_only_warned() {
+    let creds = format!("\n[Credentials]\nusername = {ADMIN}\npassword = {PASSWORD}\n");
+    let mut old_fp = String::new();
+    let svc = Svc::start_with(&creds, |d| old_fp = near_expiry_pair(d, None));
+    let (_, _, s) = svc.login(ADMIN, PASSWORD, false);
+    let s = s.unwrap();
+    let (st, _, b) = svc.get("/api/v1/security/certificate", Some(&s));
+    assert_eq!(st, 200, "{b}");
+    let c: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_ne!(c["sha256_fingerprint"], old_fp.as_str(), "renewed: {b}");
+    assert!(c["days_until_expiry"].as_i64().unwrap() > 390, "{b}");
+    assert_eq!(c["key_bits"], 2048, "{b}");
+    assert_eq!(c["signature_algorithm"], "sha512WithRSAEncryption", "{b}");
+    assert_eq!(
+        c["sans"],
+        serde_json::json!(["DNS:localhost", "IP:127.0.0.1", "IP:::1"]),
+        "same names: {b}"
+    );
+    let ev = svc.wait_event("has been renewed");
+    assert!(ev.contains("has been renewed"), "{ev}");
+    assert!(svc.log().contains("has been renewed"));
+    drop(svc);
+
+    let mut old_fp = String::new();
+    let svc = Svc::start_with(&creds, |d| old_fp = near_expiry_pair(d, Some("imported")));
+    let ev = svc.wait_event("\"certificate_expiring\"");
+    assert!(ev.contains("\"certificate_expiring\""), "{ev}");
+    assert!(!ev.contains("has been renewed"), "{ev}");
+    let (_, _, s) = svc.login(ADMIN, PASSWORD, false);
+    let (st, _, b) = svc.get("/api/v1/security/certificate", Some(&s.unwrap()));
+    assert_eq!(st, 200, "{b}");
+    let c: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(c["sha256_fingerprint"], old_fp.as_str(), "left alone: {b}");
 }
 
 #[test]

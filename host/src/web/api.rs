@@ -1207,7 +1207,7 @@ pub fn openapi() -> serde_json::Value {
                     "401": ok("Wrong username or password"),
                     "409": ok("Another session is active (send takeover: true)"),
                     "423": ok("Account locked: {error, retry_after_s}"),
-                    "429": ok("Too many attempts from this address: {error, retry_after_s}")
+                    "429": ok("Too many attempts from this address, or its penalty after repeated locks: {error, retry_after_s}")
                 }
             }},
             "/logout": { "post": std("End the session") },

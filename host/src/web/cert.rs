@@ -12,6 +12,13 @@
 //! them, the old pair is intact); only `cert.pem.new` present means we crashed between the
 //! renames (finish the install). So a power cut never leaves a mismatched pair.
 //!
+//! Renewal: the generated certificate is valid [`SELF_SIGNED_VALIDITY_DAYS`] (about a year), so
+//! the service renews it itself within [`RENEW_BEFORE_DAYS`] of expiry ([`renew_if_due`]), with
+//! the same key type and SANs. It never replaces a certificate the administrator installed:
+//! `tls/origin` records the SHA-256 fingerprint of the pair we generated (or `imported`), and
+//! only a pair whose fingerprint matches is ours. Copying files into `tls/` by hand leaves a
+//! stale fingerprint, so that pair counts as imported too.
+//!
 //! These functions take file paths only from their caller (the local root CLI); nothing here is
 //! reachable with a path chosen by a web client.
 
@@ -45,9 +52,19 @@ pub const DIR_MODE: u32 = 0o700;
 pub const CERT_MODE: u32 = 0o644;
 /// RSA modulus size of the generated key (product §8.2).
 pub const RSA_BITS: usize = 2048;
-/// Validity of a generated certificate. 825 days is the longest Apple platforms accept for a
-/// TLS server certificate even when the user trusts it by hand.
-pub const SELF_SIGNED_VALIDITY_DAYS: i64 = 825;
+/// Validity of a generated certificate, exactly `not_after − not_before`. Browsers refuse
+/// server certificates issued since 2020-09-01 that are valid longer than 398 days, and
+/// testssl.sh flags anything over that; 397 (the CA/Browser Forum limit) stays clear of both.
+pub const SELF_SIGNED_VALIDITY_DAYS: i64 = 397;
+/// `not_before` of a generated certificate is this far in the past, for clients whose clocks
+/// run behind. It is part of the validity span, not added to it.
+pub const SELF_SIGNED_BACKDATE: time::Duration = time::Duration::days(1);
+/// The service renews its own generated certificate this many days before it expires.
+pub const RENEW_BEFORE_DAYS: i64 = 30;
+/// File in the tls directory saying who installed the pair (see the module doc).
+pub const ORIGIN_FILE: &str = "origin";
+/// Organization of the generated certificate's subject.
+const GENERATED_ORG: &str = "upsguard self-signed";
 /// Days before expiry at which the service raises "Certificate Expiring".
 pub const EXPIRY_WARNING_DAYS: i64 = 30;
 /// Import files larger than this are refused before parsing (a chain is a few KiB).
@@ -82,6 +99,50 @@ impl CertPaths {
     fn staged_key(&self) -> PathBuf {
         self.dir.join(format!("{KEY_FILE}.new"))
     }
+
+    fn origin(&self) -> PathBuf {
+        self.dir.join(ORIGIN_FILE)
+    }
+}
+
+/// Who installed the certificate in `tls/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// This program generated it (first start, `cert generate`, renewal).
+    Generated,
+    /// The administrator put it there (`cert import`, `[Web] pkcs12_file`, or by hand).
+    Imported,
+}
+
+/// Whether the installed pair is ours to renew. Unknown means imported: we never replace what
+/// we cannot vouch for. Without an origin file (installed by a version before renewal) the
+/// pair is ours only if it looks exactly like what we generate.
+pub fn origin(paths: &CertPaths, info: &CertInfo) -> Origin {
+    match fs::read_to_string(paths.origin()) {
+        Ok(t) if t.trim() == info.sha256_fingerprint => Origin::Generated,
+        Ok(_) => Origin::Imported,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let ours = info.self_signed
+                && info.subject == info.issuer
+                && info.key_type == "RSA"
+                && info
+                    .subject
+                    .split(", ")
+                    .any(|p| p == format!("O={GENERATED_ORG}"));
+            if ours {
+                Origin::Generated
+            } else {
+                Origin::Imported
+            }
+        }
+        Err(_) => Origin::Imported,
+    }
+}
+
+/// The renewal decision: only our own certificate, and only within [`RENEW_BEFORE_DAYS`] of
+/// expiry (or after it). An imported one only gets the certificate_expiring warning.
+pub fn renewal_due(origin: Origin, info: &CertInfo, now: OffsetDateTime) -> bool {
+    origin == Origin::Generated && info.days_until_expiry(now) <= RENEW_BEFORE_DAYS
 }
 
 /// Everything that can go wrong with the certificate files. Messages are meant for the
@@ -560,13 +621,28 @@ pub fn default_sans() -> Vec<String> {
 
 /// Generate a fresh self-signed RSA-2048 / SHA-512 pair (in memory).
 pub fn generate_self_signed(provider: &CryptoProvider) -> Result<CertPair, CertError> {
+    generate_self_signed_for(default_sans(), OffsetDateTime::now_utc(), provider)
+}
+
+/// The same, for these SANs (DNS names or IP addresses, the first also the CN), issued at
+/// `now`: valid from `now −` [`SELF_SIGNED_BACKDATE`] for exactly
+/// [`SELF_SIGNED_VALIDITY_DAYS`].
+fn generate_self_signed_for(
+    sans: Vec<String>,
+    now: OffsetDateTime,
+    provider: &CryptoProvider,
+) -> Result<CertPair, CertError> {
     use rsa::pkcs8::EncodePrivateKey;
     let sk = rsa::PrivateKey::new(&mut getrandom::SysRng, RSA_BITS).map_err(gen_err)?;
     let pkcs8 = sk.to_pkcs8_der().map_err(gen_err)?;
     let der = PrivatePkcs8KeyDer::from(pkcs8.as_bytes().to_vec());
     let kp = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_RSA_SHA512)
         .map_err(gen_err)?;
-    let sans = default_sans();
+    let sans = if sans.is_empty() {
+        default_sans()
+    } else {
+        sans
+    };
     let cn = sans.first().cloned().unwrap_or_else(|| "localhost".into());
     let mut params = rcgen::CertificateParams::new(sans).map_err(gen_err)?;
     params.distinguished_name = rcgen::DistinguishedName::new();
@@ -575,11 +651,15 @@ pub fn generate_self_signed(provider: &CryptoProvider) -> Result<CertPair, CertE
         .push(rcgen::DnType::CommonName, cn);
     params
         .distinguished_name
-        .push(rcgen::DnType::OrganizationName, "upsguard self-signed");
-    let now = OffsetDateTime::now_utc();
-    // A day of slack for clients whose clocks run behind.
-    params.not_before = now - time::Duration::days(1);
-    params.not_after = now + time::Duration::days(SELF_SIGNED_VALIDITY_DAYS);
+        .push(rcgen::DnType::OrganizationName, GENERATED_ORG);
+    // Whole seconds (what X.509 stores), and not_after counted from not_before: the span is
+    // exactly the constant. (It used to be now−1 d .. now+825 d, i.e. 826 days.)
+    let not_before = now
+        .replace_nanosecond(0)
+        .unwrap_or(now)
+        .saturating_sub(SELF_SIGNED_BACKDATE);
+    params.not_before = not_before;
+    params.not_after = not_before.saturating_add(time::Duration::days(SELF_SIGNED_VALIDITY_DAYS));
     let mut serial = [0u8; 16];
     getrandom::fill(&mut serial).map_err(gen_err)?;
     // Positive INTEGER: clear the top bit.
@@ -614,15 +694,50 @@ fn sync_dir(dir: &Path) -> Result<(), CertError> {
         .map_err(io_err(dir))
 }
 
-/// Write a validated pair to disk (staged, then renamed key-first; see the module doc).
-pub fn install(paths: &CertPaths, pair: &CertPair) -> Result<(), CertError> {
+/// Write a validated pair to disk (staged, then renamed key-first; see the module doc), and
+/// record who installed it. The origin file is written so that a crash in between can only
+/// make a generated pair look imported (never renewed, only warned about), not the reverse:
+/// `imported` before the renames, a generated pair's fingerprint after them.
+pub fn install(paths: &CertPaths, pair: &CertPair, origin: Origin) -> Result<(), CertError> {
     ensure_dir(paths)?;
+    if origin == Origin::Imported {
+        atomic::write_atomic(&paths.origin(), b"imported\n", CERT_MODE)?;
+    }
     let (sc, sk) = (paths.staged_cert(), paths.staged_key());
     atomic::write_atomic(&sc, pair.cert_pem.as_bytes(), CERT_MODE)?;
     atomic::write_atomic(&sk, pair.key_pem.as_bytes(), atomic::MODE_PRIVATE)?;
     fs::rename(&sk, &paths.key).map_err(io_err(&paths.key))?;
     fs::rename(&sc, &paths.cert).map_err(io_err(&paths.cert))?;
+    if origin == Origin::Generated {
+        let line = format!("{}\n", pair.info.sha256_fingerprint);
+        atomic::write_atomic(&paths.origin(), line.as_bytes(), CERT_MODE)?;
+    }
     sync_dir(&paths.dir)
+}
+
+/// Renew the installed certificate if it is our own and within [`RENEW_BEFORE_DAYS`] of expiry:
+/// a new RSA-2048 / SHA-512 pair with the same SANs, installed in place. `Ok(None)` when no
+/// renewal is due (including every imported certificate). The decision is made on the files
+/// on disk, so a pair the administrator has just installed is never overwritten.
+pub fn renew_if_due(
+    paths: &CertPaths,
+    provider: &CryptoProvider,
+    now: OffsetDateTime,
+) -> Result<Option<CertPair>, CertError> {
+    let current = load(paths, provider)?;
+    if !renewal_due(origin(paths, &current.info), &current.info, now) {
+        return Ok(None);
+    }
+    let sans = current
+        .info
+        .sans
+        .iter()
+        .filter_map(|s| s.strip_prefix("DNS:").or_else(|| s.strip_prefix("IP:")))
+        .map(str::to_owned)
+        .collect();
+    let pair = generate_self_signed_for(sans, now, provider)?;
+    install(paths, &pair, Origin::Generated)?;
+    Ok(Some(pair))
 }
 
 /// Finish or undo an install that a crash interrupted (see the module doc).
@@ -705,7 +820,7 @@ pub fn load_or_generate(
     recover_interrupted(paths)?;
     if !paths.cert.exists() {
         let pair = generate_self_signed(provider)?;
-        install(paths, &pair)?;
+        install(paths, &pair, Origin::Generated)?;
         return Ok((pair, true));
     }
     load(paths, provider).map(|p| (p, false))
@@ -720,7 +835,7 @@ pub fn show(data_dir: &Path) -> Result<CertInfo, CertError> {
 pub fn regenerate(data_dir: &Path) -> Result<CertInfo, CertError> {
     let paths = CertPaths::new(data_dir);
     let pair = generate_self_signed(&super::tls::provider())?;
-    install(&paths, &pair)?;
+    install(&paths, &pair, Origin::Generated)?;
     Ok(pair.info)
 }
 
@@ -740,7 +855,7 @@ pub fn import_pem(
         &super::tls::provider(),
     )?;
     check_not_expired(&pair.info)?;
-    install(&CertPaths::new(data_dir), &pair)?;
+    install(&CertPaths::new(data_dir), &pair, Origin::Imported)?;
     Ok(pair.info)
 }
 
@@ -753,7 +868,7 @@ pub fn import_pkcs12(
     let data = read_limited(p12_file)?;
     let pair = pair_from_pkcs12(&data, password, &super::tls::provider())?;
     check_not_expired(&pair.info)?;
-    install(&CertPaths::new(data_dir), &pair)?;
+    install(&CertPaths::new(data_dir), &pair, Origin::Imported)?;
     Ok(pair.info)
 }
 
@@ -907,12 +1022,138 @@ mod tests {
         assert!(pair.info.sans.contains(&"IP:127.0.0.1".to_owned()));
         assert!(pair.info.sans.contains(&"IP:::1".to_owned()));
         let now = OffsetDateTime::now_utc();
-        assert!(pair.info.days_until_expiry(now) >= SELF_SIGNED_VALIDITY_DAYS - 1);
+        // The backdated day is part of the span.
+        assert!(pair.info.days_until_expiry(now) >= SELF_SIGNED_VALIDITY_DAYS - 2);
         assert!(!pair.info.expiry_warning_due(now));
         assert!(
             pair.info
                 .expiry_warning_due(now + time::Duration::days(SELF_SIGNED_VALIDITY_DAYS - 20))
         );
+    }
+
+    /// testssl.sh rated the old certificate MEDIUM: 826 days, though the comment said 825.
+    /// Parse what we generate and check the span is exactly the constant, within the limit.
+    #[test]
+    fn generated_certificate_span_is_exactly_the_constant() {
+        const { assert!(SELF_SIGNED_VALIDITY_DAYS <= 397) };
+        let before = OffsetDateTime::now_utc();
+        let pair = generate_self_signed(&crate::web::tls::provider()).unwrap();
+        let (_, x) = X509Certificate::from_der(pair.chain[0].as_ref()).unwrap();
+        let v = x.validity();
+        let span = v.not_after.timestamp() - v.not_before.timestamp();
+        assert_eq!(span, SELF_SIGNED_VALIDITY_DAYS * 86_400);
+        let nb = v.not_before.timestamp();
+        let expected = (before - SELF_SIGNED_BACKDATE).unix_timestamp();
+        assert!(
+            (expected..=expected + 60).contains(&nb),
+            "{nb} vs {expected}"
+        );
+        assert_eq!(
+            pair.info.not_after - pair.info.not_before,
+            time::Duration::days(SELF_SIGNED_VALIDITY_DAYS)
+        );
+    }
+
+    fn info_expiring_in(days: i64, now: OffsetDateTime) -> CertInfo {
+        let p = crate::web::tls::provider();
+        let mut info = generate_self_signed(&p).unwrap().info;
+        info.not_after = now + time::Duration::days(days) + time::Duration::hours(1);
+        info
+    }
+
+    #[test]
+    fn renewal_is_decided_for_our_own_certificate_near_expiry_only() {
+        let now = OffsetDateTime::now_utc();
+        for (days, due) in [
+            (396, false),
+            (31, false),
+            (30, true),
+            (29, true),
+            (1, true),
+            (-5, true),
+        ] {
+            let info = info_expiring_in(days, now);
+            assert_eq!(
+                renewal_due(Origin::Generated, &info, now),
+                due,
+                "generated, {days} days"
+            );
+            assert!(
+                !renewal_due(Origin::Imported, &info, now),
+                "imported, {days} days: never replaced"
+            );
+        }
+    }
+
+    #[test]
+    fn origin_tells_our_certificate_from_an_imported_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = CertPaths::new(dir.path());
+        let p = crate::web::tls::provider();
+        let (ours, _) = load_or_generate(&paths, &p).unwrap();
+        assert_eq!(origin(&paths, &ours.info), Origin::Generated);
+        // `cert import` of a PEM pair (even one that looks like ours).
+        let other = generate_self_signed(&p).unwrap();
+        let (c, k) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        fs::write(&c, &other.cert_pem).unwrap();
+        fs::write(&k, &other.key_pem).unwrap();
+        let info = import_pem(dir.path(), &c, &k).unwrap();
+        assert_eq!(origin(&paths, &info), Origin::Imported);
+        // `cert generate` makes it ours again.
+        let info = regenerate(dir.path()).unwrap();
+        assert_eq!(origin(&paths, &info), Origin::Generated);
+        // Files copied in by hand: the recorded fingerprint no longer matches.
+        fs::write(&paths.cert, &other.cert_pem).unwrap();
+        fs::write(&paths.key, &other.key_pem).unwrap();
+        let info = load(&paths, &p).unwrap().info;
+        assert_eq!(origin(&paths, &info), Origin::Imported);
+        // Installed by a version without the origin file: ours only if it looks like ours.
+        fs::remove_file(paths.origin()).unwrap();
+        assert_eq!(origin(&paths, &info), Origin::Generated);
+        let mut foreign = info.clone();
+        foreign.subject = "CN=ups.example.net, O=Example CA customer".into();
+        assert_eq!(origin(&paths, &foreign), Origin::Imported);
+    }
+
+    #[test]
+    fn our_certificate_is_renewed_with_the_same_names_an_imported_one_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = CertPaths::new(dir.path());
+        let p = crate::web::tls::provider();
+        let now = OffsetDateTime::now_utc();
+        let sans = vec!["ups.example.net".to_string(), "192.0.2.10".to_string()];
+        // Issued 380 days ago: 16 days left.
+        let old = generate_self_signed_for(sans, now - time::Duration::days(380), &p).unwrap();
+        install(&paths, &old, Origin::Generated).unwrap();
+        assert!(
+            renew_if_due(&paths, &p, now - time::Duration::days(300))
+                .unwrap()
+                .is_none()
+        );
+        let new = renew_if_due(&paths, &p, now).unwrap().expect("renewed");
+        assert_ne!(new.info.sha256_fingerprint, old.info.sha256_fingerprint);
+        assert_eq!(new.info.sans, old.info.sans);
+        assert_eq!(new.info.sans, ["DNS:ups.example.net", "IP:192.0.2.10"]);
+        assert_eq!(new.info.subject, old.info.subject);
+        assert_eq!(
+            (new.info.key_type.as_str(), new.info.key_bits),
+            ("RSA", 2048)
+        );
+        assert_eq!(new.info.signature_algorithm, "sha512WithRSAEncryption");
+        assert_eq!(
+            new.info.not_after - new.info.not_before,
+            time::Duration::days(SELF_SIGNED_VALIDITY_DAYS)
+        );
+        let on_disk = load(&paths, &p).unwrap().info;
+        assert_eq!(on_disk.sha256_fingerprint, new.info.sha256_fingerprint);
+        assert_eq!(origin(&paths, &on_disk), Origin::Generated);
+        assert!(renew_if_due(&paths, &p, now).unwrap().is_none(), "once");
+
+        // The same near-expiry pair, imported by the administrator: left alone.
+        install(&paths, &old, Origin::Imported).unwrap();
+        let cert_before = fs::read(&paths.cert).unwrap();
+        assert!(renew_if_due(&paths, &p, now).unwrap().is_none());
+        assert_eq!(fs::read(&paths.cert).unwrap(), cert_before);
     }
 
     #[test]

@@ -112,6 +112,21 @@ impl TlsManager {
         Ok(pair.info)
     }
 
+    /// Renew our own self-signed certificate when it is within 30 days of expiry and serve the
+    /// new one from the next handshake; an imported certificate is never touched
+    /// ([`cert::renew_if_due`]). `Ok(Some(info))` when it renewed. Generating the RSA key takes
+    /// a fraction of a second, once a year.
+    pub fn renew_if_due(&self) -> Result<Option<CertInfo>, CertError> {
+        let Some(pair) =
+            cert::renew_if_due(&self.paths, &self.provider, OffsetDateTime::now_utc())?
+        else {
+            return Ok(None);
+        };
+        self.resolver.set(pair.certified);
+        *self.info.write().unwrap_or_else(PoisonError::into_inner) = pair.info.clone();
+        Ok(Some(pair.info))
+    }
+
     /// The rustls config (shared; its certificate follows [`reload`](Self::reload)).
     pub fn server_config(&self) -> Arc<ServerConfig> {
         Arc::clone(&self.config)

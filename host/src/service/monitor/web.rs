@@ -76,7 +76,8 @@ impl Monitor {
         });
     }
 
-    /// Once a day: a certificate left running for months still gets its warning.
+    /// At start-up and once a day: our own self-signed certificate is renewed within 30 days
+    /// of expiry; an imported one is never replaced, it gets the warning instead.
     pub(super) fn check_certificate(&mut self) {
         let Some(tls) = self.web_tls.clone() else {
             return;
@@ -89,6 +90,22 @@ impl Monitor {
             return;
         }
         self.cert_checked = Some(now);
+        match tls.renew_if_due() {
+            Ok(Some(info)) => {
+                self.log_simple(
+                    EventId::ConfigurationChanged,
+                    &format!(
+                        "the web UI's self-signed certificate was within {} days of expiry and has been renewed (RSA 2048, SHA-512, same names); the new one is valid until {} (SHA-256 {})",
+                        crate::web::cert::RENEW_BEFORE_DAYS,
+                        info.to_json()["not_after"].as_str().unwrap_or("?"),
+                        info.sha256_fingerprint
+                    ),
+                );
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!("web: the certificate could not be renewed: {e}"),
+        }
         if tls.expiry_warning_due() {
             self.log_simple(
                 EventId::CertificateExpiring,
