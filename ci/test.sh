@@ -69,6 +69,8 @@ say "rustfmt"
 cargo fmt --all -- --check
 say "clippy (-D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+say "clippy: the server build without the emulator (--no-default-features)"
+cargo clippy -p upsguard --no-default-features --locked -- -D warnings
 
 # --- 4. no_std core -------------------------------------------------------------------
 say "no_std core: no std/alloc feature anywhere in its dependency tree"

@@ -93,6 +93,9 @@ catalogue! {
     CommLostOnBattery = "comm_lost_on_battery",
     ReplaceBattery = "replace_battery",
     BatteryDisconnected = "battery_disconnected",
+    /// The UPS began a battery self-test (ordered here, by its own schedule or from its
+    /// front panel): on battery on purpose, not a power failure.
+    SelfTestStarted = "self_test_started",
     SelfTestPassed = "self_test_passed",
     SelfTestFailed = "self_test_failed",
     CalibrationStarted = "calibration_started",
@@ -125,6 +128,18 @@ catalogue! {
     CommandFileRefused = "command_file_refused",
     /// The encrypted credential store was damaged and restored from its backup copy.
     CredentialsBackupUsed = "credentials_backup_used",
+    /// The credential store and its backup are both gone although one existed before (its
+    /// key or earlier events are there): a new, empty store is created.
+    CredentialsMissing = "credentials_missing",
+    /// A file or folder (config, data dir, `tls/`) is writable by others or owned by another
+    /// user and was not used.
+    FilePermissionsRefused = "file_permissions_refused",
+    /// A configuration entry (unknown section or key, invalid value) was not applied.
+    ConfigValueRefused = "config_value_refused",
+    /// Writing the event log failed (e.g. disk full); logged once writing works again.
+    EventLogFailed = "event_log_failed",
+    /// The event log is writable again; says how many events were lost meanwhile.
+    EventLogRecovered = "event_log_recovered",
 }
 
 impl EventId {
@@ -148,13 +163,16 @@ impl EventId {
             | ConfigBackupUsed
             | CertificateExpiring
             | CommandFileRefused
-            | CredentialsBackupUsed => Severity::Warning,
-            PowerRestored | CommEstablished | SelfTestPassed | CalibrationStarted
-            | CalibrationFinished | CalibrationAborted | SmartBoost | SmartTrim | UpsOutputOn
-            | UpsWoke | ShutdownStarted | ShutdownCancelled | MonitoringStarted
-            | MonitoringStopped | Login | Logout | CredentialsChanged | ConfigurationChanged => {
-                Severity::Info
-            }
+            | CredentialsBackupUsed
+            | CredentialsMissing
+            | FilePermissionsRefused
+            | ConfigValueRefused
+            | EventLogFailed => Severity::Warning,
+            PowerRestored | CommEstablished | SelfTestStarted | SelfTestPassed
+            | CalibrationStarted | CalibrationFinished | CalibrationAborted | SmartBoost
+            | SmartTrim | UpsOutputOn | UpsWoke | ShutdownStarted | ShutdownCancelled
+            | MonitoringStarted | MonitoringStopped | Login | Logout | CredentialsChanged
+            | ConfigurationChanged | EventLogRecovered => Severity::Info,
         }
     }
 
@@ -193,6 +211,8 @@ impl EventId {
             ShutdownCancelled => Some(ShutdownStarted),
             MonitoringStarted => Some(MonitoringStopped),
             MonitoringStopped => Some(MonitoringStarted),
+            EventLogFailed => Some(EventLogRecovered),
+            EventLogRecovered => Some(EventLogFailed),
             _ => None,
         }
     }
@@ -228,6 +248,8 @@ impl EventId {
                 | CertificateExpiring
                 | CommandFileRefused
                 | CredentialsBackupUsed
+                | CredentialsMissing
+                | FilePermissionsRefused
         )
     }
 
@@ -247,6 +269,7 @@ impl EventId {
             CommLostOnBattery => "Communication Lost While On Battery",
             ReplaceBattery => "Replace Battery",
             BatteryDisconnected => "Battery Disconnected",
+            SelfTestStarted => "Self-Test Started",
             SelfTestPassed => "Self-Test Passed",
             SelfTestFailed => "Self-Test Failed",
             CalibrationStarted => "Runtime Calibration Started",
@@ -273,6 +296,11 @@ impl EventId {
             CertificateExpiring => "Certificate Expiring",
             CommandFileRefused => "Command File Refused",
             CredentialsBackupUsed => "Credential Store Restored From Backup",
+            CredentialsMissing => "Credential Store Missing",
+            FilePermissionsRefused => "File Permissions Refused",
+            ConfigValueRefused => "Configuration Value Refused",
+            EventLogFailed => "Event Log Write Failed",
+            EventLogRecovered => "Event Log Recovered",
         }
     }
 
@@ -427,6 +455,9 @@ mod tests {
         assert!(LowRuntime.may_shut_down());
         assert!(!SmartBoost.may_shut_down());
         assert!(LoginFailed.is_security());
-        assert_eq!(EventId::ALL.len(), 38);
+        assert_eq!(EventLogFailed.severity(), Severity::Warning);
+        assert_eq!(EventLogRecovered.severity(), Severity::Info);
+        assert!(FilePermissionsRefused.is_security() && CredentialsMissing.is_security());
+        assert_eq!(EventId::ALL.len(), 44);
     }
 }

@@ -6,9 +6,14 @@
 //! * [`link`]: a sans-I/O link driver (handshake, discovery, polling, timeouts, command pacing)
 //!   in the style of quinn-proto: the caller feeds bytes and `now`, and writes what it is told.
 //! * [`shutdown`]: the shutdown policy state machine, also sans-I/O.
+//! * [`agent`]: the two composed into one [`agent::Agent`] with one quinn-style surface — what
+//!   the Linux service and an appliance firmware both run.
+//! * [`pump`] (feature `embedded-io`): the one blocking loop that drives an agent over a port.
+//! * [`records`]: persisted records (killpower flag, appliance config) as postcard bytes.
 //!
 //! `#![no_std]`, no `alloc`; builds for `thumbv7em-none-eabihf`.
 #![no_std]
+#![forbid(unsafe_code)]
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -30,9 +35,13 @@
 
 #[macro_use]
 mod fmt;
+pub mod agent;
 pub mod event;
 pub mod framer;
 pub mod link;
+#[cfg(feature = "embedded-io")]
+pub mod pump;
+pub mod records;
 pub mod shutdown;
 pub mod time;
 pub mod wire;

@@ -7,8 +7,6 @@
     clippy::panic
 )]
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
-
 use upsguard_core::link::{
     CommState, KillMethod, LinkConfig, LinkDriver, LinkEvent, RequestError, RequestResult,
     UpsRequest,
@@ -16,226 +14,8 @@ use upsguard_core::link::{
 use upsguard_core::time::Instant;
 use upsguard_core::wire::{Alert, SettingVar, StatusFlags, StringVar, Value};
 
-const A_EMU: &[u8] =
-    b"3.!$%+?=#|.\x01\x0e\x1a'+-789@ABCDEFGKLMNOPQRSUVWXYZabcdefgjklmnopqrsuxyz~\x7f";
-
-/// §7.1 emulator profile.
-fn profile() -> BTreeMap<u8, Vec<u8>> {
-    let mut m = BTreeMap::new();
-    for (k, v) in [
-        (0x01u8, &b"SMART-UPS 1000"[..]),
-        (b'b', b"60.11.D"),
-        (b'V', b"IWD"),
-        (b'n', b"AS0123456789"),
-        (b'm', b"01/15/99"),
-        (b'x', b"01/15/99"),
-        (b'c', b"UPS_IDEN"),
-        (b'g', b"024"),
-        (b'B', b"27.45"),
-        (b'C', b"036.0"),
-        (b'F', b"60.00"),
-        (b'L', b"118.3"),
-        (b'M', b"118.9"),
-        (b'N', b"118.1"),
-        (b'O', b"118.3"),
-        (b'P', b"023.5"),
-        (b'f', b"100.0"),
-        (b'j', b"0045:"),
-        (b'9', b"FF"),
-        (b'G', b"O"),
-        (b'X', b"NO"),
-        (b'7', b"00"),
-        (b'~', b"00"),
-        (b'\'', b"00"),
-        (b'8', b"00"),
-        (b'd', b"010.7"),
-        (b'y', b"(C) APCC"),
-        (b'a', A_EMU),
-        (0x1a, b"#uD43127130133136lD43106103100097e44200155090oD13115s441HMLLq44202050710p443020180300600k4410TLNr443000060180300E443336168ON OFF"),
-    ] {
-        m.insert(k, v.to_vec());
-    }
-    m
-}
-
-fn settings() -> BTreeMap<u8, (Vec<&'static str>, usize)> {
-    let mut m = BTreeMap::new();
-    m.insert(b'u', (vec!["127", "130", "133", "136"], 0));
-    m.insert(b'l', (vec!["106", "103", "100", "097"], 1));
-    m.insert(b'e', (vec!["00", "15", "50", "90"], 0));
-    m.insert(b'o', (vec!["115"], 0));
-    m.insert(b's', (vec!["H", "M", "L", "L"], 0));
-    m.insert(b'q', (vec!["02", "05", "07", "10"], 0));
-    m.insert(b'p', (vec!["020", "180", "300", "600"], 0));
-    m.insert(b'k', (vec!["0", "T", "L", "N"], 0));
-    m.insert(b'r', (vec!["000", "060", "180", "300"], 0));
-    m.insert(b'E', (vec!["336", "168", "ON ", "OFF"], 0));
-    m
-}
-
-#[derive(Debug)]
-enum Pending {
-    None,
-    At(Vec<u8>),
-    Double(u8, u64),
-    Str(u8, Vec<u8>),
-}
-
-struct Ups {
-    smart: bool,
-    dead: bool,
-    latency: u64,
-    status: u8,
-    table: BTreeMap<u8, Vec<u8>>,
-    settings: BTreeMap<u8, (Vec<&'static str>, usize)>,
-    na: HashSet<u8>,
-    refuse: HashSet<u8>,
-    pending: Pending,
-    last: Option<u8>,
-    out: VecDeque<(u64, Vec<u8>)>,
-    /// Inserted after the first byte of the next reply (an alert mid-reply).
-    inject: Option<u8>,
-    double_gaps: Vec<u64>,
-    /// Commands the UPS ignores completely (no reply at all).
-    silent: HashSet<u8>,
-    /// Answer `Q` with `SM` (just powered up).
-    status_sm: bool,
-}
-
-impl Ups {
-    fn new() -> Self {
-        Ups {
-            smart: false,
-            dead: false,
-            latency: 20,
-            status: 0x08,
-            table: profile(),
-            settings: settings(),
-            na: HashSet::new(),
-            refuse: HashSet::new(),
-            pending: Pending::None,
-            last: None,
-            out: VecDeque::new(),
-            inject: None,
-            double_gaps: vec![],
-            silent: HashSet::new(),
-            status_sm: false,
-        }
-    }
-
-    fn reply(&mut self, t: u64, body: &[u8]) {
-        let mut v = body.to_vec();
-        if let Some(a) = self.inject.take() {
-            v.insert(1.min(v.len()), a);
-        }
-        v.extend_from_slice(b"\r\n");
-        self.out.push_back((t + self.latency, v));
-    }
-
-    fn receive(&mut self, t: u64, b: u8) {
-        if self.dead {
-            return;
-        }
-        if !self.smart {
-            if b == b'Y' {
-                self.smart = true;
-                self.reply(t, b"SM");
-            }
-            return;
-        }
-        match std::mem::replace(&mut self.pending, Pending::None) {
-            Pending::At(mut d) => {
-                if !b.is_ascii_digit() {
-                    self.reply(t, b"NO");
-                    return;
-                }
-                d.push(b);
-                if d.len() == 3 {
-                    let r: &[u8] = if self.refuse.contains(&b'@') {
-                        b"NO"
-                    } else {
-                        b"OK"
-                    };
-                    self.reply(t, r);
-                } else {
-                    self.pending = Pending::At(d);
-                }
-                return;
-            }
-            Pending::Double(first, at) => {
-                if b == first {
-                    self.double_gaps.push(t - at);
-                    if first == b'K' {
-                        let r: &[u8] = if self.refuse.contains(&b'K') {
-                            b"NA"
-                        } else {
-                            b"OK"
-                        };
-                        self.reply(t, r);
-                    }
-                    return;
-                }
-            }
-            Pending::Str(var, mut s) => {
-                s.push(b);
-                if s.len() == 8 {
-                    let v = String::from_utf8(s).unwrap().trim_end().as_bytes().to_vec();
-                    self.table.insert(var, v);
-                    self.reply(t, b"OK");
-                } else {
-                    self.pending = Pending::Str(var, s);
-                }
-                return;
-            }
-            Pending::None => {}
-        }
-        let last = self.last.replace(b);
-        if self.silent.contains(&b) {
-            return;
-        }
-        if b == b'Q' && self.status_sm {
-            self.reply(t, b"SM");
-            return;
-        }
-        if self.na.contains(&b) {
-            self.reply(t, b"NA");
-            return;
-        }
-        match b {
-            b'Y' => self.reply(t, b"SM"),
-            b'R' => {
-                self.reply(t, b"BYE");
-                self.smart = false;
-            }
-            b'Q' => self.reply(t, format!("{:02X}", self.status).as_bytes()),
-            b'S' => {
-                let ok = self.status & 0x10 != 0 && !self.refuse.contains(&b'S');
-                self.reply(t, if ok { b"OK" } else { b"NA" });
-            }
-            b'@' => self.pending = Pending::At(vec![]),
-            b'K' | b'Z' | 0x0e => self.pending = Pending::Double(b, t),
-            b'W' | b'A' | b'U' | b'D' | 0x7f => self.reply(t, b"OK"),
-            b'-' => match last {
-                Some(v @ (b'c' | b'x')) => self.pending = Pending::Str(v, vec![]),
-                Some(v) if self.settings.contains_key(&v) => {
-                    let (vals, i) = self.settings.get_mut(&v).unwrap();
-                    *i = (*i + 1) % vals.len();
-                    self.reply(t, b"OK");
-                }
-                _ => self.reply(t, b"NA"),
-            },
-            v if self.settings.contains_key(&v) => {
-                let (vals, i) = &self.settings[&v];
-                let r = vals[*i].as_bytes().to_vec();
-                self.reply(t, &r);
-            }
-            v => {
-                let r = self.table.get(&v).cloned().unwrap_or(b"NA".to_vec());
-                self.reply(t, &r);
-            }
-        }
-    }
-}
+mod common;
+use common::ups::*;
 
 struct Harness {
     drv: LinkDriver,
@@ -595,9 +375,11 @@ fn alert_mid_reply() {
         })
         .map(|(t, _)| *t)
         .expect("status change");
-    assert_eq!(
-        alert_at, status_at,
-        "the valid reply confirmed the alert: status changed as the reply completed"
+    // The status comes from `Q` alone: the reply that carried the alert (if it was `Q`) or
+    // the re-read that follows it at once.
+    assert!(
+        status_at <= alert_at + 60,
+        "status followed within one exchange: alert {alert_at}, status {status_at}"
     );
     // The next byte sent after the alert is a Q re-read.
     let next = h.tx.iter().find(|(t, _)| *t >= alert_at);
@@ -998,12 +780,20 @@ fn isolated_alert_acted_on_after_quiet() {
         ev.first(),
         Some(&(t0 + QUIET, LinkEvent::Alert(Alert::LineFail)))
     );
+    // The alert alone changes nothing: the Q re-read, sent at once, does (its reply comes
+    // the UPS's 20 ms later).
     assert_eq!(
         status_changes(&ev),
-        [(t0 + QUIET, Some(StatusFlags::OL), StatusFlags::OB)]
+        [(t0 + QUIET + 20, Some(StatusFlags::OL), StatusFlags::OB)]
     );
-    // Then the Q re-read, at once.
     assert_eq!(h.sent_since(t0).first(), Some(&(t0 + QUIET, b'Q')));
+    // A transfer to battery: its cause (`G`) is read next, to tell a self-test apart.
+    assert_eq!(
+        h.sent_since(t0 + QUIET + 1).first().map(|x| x.1),
+        Some(b'G')
+    );
+    assert!(!h.drv.snapshot().power_cause_pending);
+    assert!(!h.drv.snapshot().self_test_running);
     assert_eq!(h.drv.snapshot().noise_alerts, 0);
     assert_eq!(h.drv.snapshot().status.unwrap().value, StatusFlags::OB);
 }
@@ -1016,10 +806,12 @@ fn handle_input_after_the_deadline_settles_first() {
     h.run_until(20_000);
     h.quiet_point();
     let t0 = h.now;
+    h.ups.status |= 0x40;
     h.drv.handle_input(Instant(t0), b"%");
     h.now = t0 + 50;
     h.drv.handle_input(Instant(t0 + 50), b"x");
     h.pump();
+    h.run_until(t0 + 200);
     let ev = h.events_since(t0);
     assert!(
         ev.contains(&(t0 + 50, LinkEvent::Alert(Alert::LowBattery))),
@@ -1104,7 +896,7 @@ fn repeated_alert_is_one_alert() {
         );
         assert_eq!(
             status_changes(&ev),
-            [(last + QUIET, Some(StatusFlags::OL), StatusFlags::OB)]
+            [(last + QUIET + 20, Some(StatusFlags::OL), StatusFlags::OB)]
         );
         assert_eq!(h.drv.snapshot().noise_alerts, 0);
     }
@@ -1273,7 +1065,8 @@ mod props {
         }
 
         /// Every isolated alert byte (quiet line on both sides, no exchange in flight) is
-        /// acted on exactly once, `alert_quiet` after it arrived, and the status follows it.
+        /// acted on exactly once, `alert_quiet` after it arrived, and the status follows the
+        /// `Q` re-read it causes.
         #[test]
         fn isolated_alerts_acted_on_exactly_once(
             alerts in prop::collection::vec(
@@ -1289,7 +1082,8 @@ mod props {
                 h.ups.status = ups_after(h.ups.status, a);
                 want.push((h.now + QUIET, LinkEvent::Alert(Alert::from_byte(a).unwrap())));
                 h.deliver(&[a]);
-                h.run_until(h.now + QUIET);
+                // The alert, then the Q re-read's reply (20 ms), then maybe `G`.
+                h.run_until(h.now + QUIET + 60);
                 let flags = StatusFlags::parse(format!("{:02X}", h.ups.status).as_bytes()).unwrap();
                 prop_assert_eq!(h.drv.snapshot().status.unwrap().value, flags);
             }
@@ -1360,4 +1154,156 @@ mod props {
             prop_assert!(got <= alerts);
         }
     }
+}
+
+// ------------------------------------------------------------------ provisional alerts
+
+/// Puts the UPS on battery through its own `Q` (no alert), `G` answering `cause`, and runs
+/// until the transfer has been seen and its cause read.
+fn transfer_to_battery(h: &mut Harness, cause: &[u8]) -> u64 {
+    h.ups.table.insert(b'G', cause.to_vec());
+    h.ups.status = 0x10;
+    let t0 = h.now;
+    h.run_until(t0 + 1_500);
+    t0
+}
+
+#[test]
+fn lone_alert_refuted_by_status_changes_nothing() {
+    // One noise byte that looks like `!` (or `%`, `#`, `?`) on an idle line, the UPS still on
+    // line: nothing that could shut down may act on it. The status never changes; `Q` refutes it.
+    for a in [b'!', b'%', b'#', b'?'] {
+        let mut h = started();
+        h.run_until(20_000);
+        h.quiet_point();
+        let t0 = h.now;
+        h.deliver(&[a]);
+        h.run_until(t0 + 500);
+        let ev = h.events_since(t0);
+        assert!(status_changes(&ev).is_empty(), "{ev:?}");
+        assert!(
+            ev.contains(&(
+                t0 + QUIET + 20,
+                LinkEvent::AlertRefuted(Alert::from_byte(a).unwrap())
+            )),
+            "{ev:?}"
+        );
+        assert_eq!(h.drv.snapshot().refuted_alerts, 1);
+        assert_eq!(h.drv.snapshot().status.unwrap().value, StatusFlags::OL);
+    }
+}
+
+#[test]
+fn late_line_restored_while_still_on_battery_is_refuted() {
+    // Seen on a real SU420INET replay: a `$` arrives while `Q` still says on battery.
+    let mut h = started();
+    h.run_until(20_000);
+    transfer_to_battery(&mut h, b"L");
+    assert_eq!(h.drv.snapshot().status.unwrap().value, StatusFlags::OB);
+    h.quiet_point();
+    let t0 = h.now;
+    h.deliver(b"$");
+    h.run_until(t0 + 500);
+    let ev = h.events_since(t0);
+    assert!(status_changes(&ev).is_empty(), "{ev:?}");
+    assert!(
+        ev.iter()
+            .any(|(_, e)| *e == LinkEvent::AlertRefuted(Alert::LineRestored))
+    );
+    assert_eq!(h.drv.snapshot().status.unwrap().value, StatusFlags::OB);
+}
+
+#[test]
+fn alert_counts_only_once_a_q_begun_after_it_answers() {
+    // An alert held for a `Q` in flight cannot be judged by that `Q` (the UPS may have
+    // answered before the transfer): a second `Q` follows at once.
+    let mut h = started();
+    h.run_until(20_000);
+    h.until_sent(b'Q');
+    let t0 = h.now;
+    // The in-flight reply says on line, with the alert in front of it.
+    let (at, reply) = h.ups.out.back_mut().unwrap();
+    *reply = b"!08\r\n".to_vec();
+    let at = *at;
+    h.ups.status = 0x10;
+    h.run_until(t0 + 500);
+    let ev = h.events_since(t0);
+    assert_eq!(
+        status_changes(&ev),
+        [(at + 20, Some(StatusFlags::OL), StatusFlags::OB)],
+        "{ev:?}"
+    );
+    assert_eq!(h.drv.snapshot().refuted_alerts, 0);
+}
+
+#[test]
+fn transfer_cause_pending_until_g_answers() {
+    let mut h = started();
+    h.run_until(20_000);
+    h.quiet_point();
+    h.ups.table.insert(b'G', b"L".to_vec());
+    h.ups.status = 0x10;
+    h.until_sent(b'Q');
+    // Q goes out, its reply arrives 20 ms later: from then until G's reply the cause is open.
+    let q_at = h.now;
+    h.run_until(q_at + 21);
+    assert_eq!(h.drv.snapshot().status.unwrap().value, StatusFlags::OB);
+    assert!(h.drv.snapshot().power_cause_pending);
+    assert_eq!(h.sent_since(q_at + 1).first().map(|x| x.1), Some(b'G'));
+    h.run_until(q_at + 100);
+    assert!(!h.drv.snapshot().power_cause_pending);
+    assert!(!h.drv.snapshot().self_test_running);
+}
+
+#[test]
+fn self_test_transfer_is_not_an_outage() {
+    let mut h = started();
+    h.run_until(20_000);
+    transfer_to_battery(&mut h, b"S");
+    let s = h.drv.snapshot();
+    assert_eq!(s.status.unwrap().value, StatusFlags::OB);
+    assert!(!s.power_cause_pending);
+    assert!(s.self_test_running, "G = S: a self-test");
+    // Back on line: still "running" until the result (`X`) has been read, at once.
+    h.ups.table.insert(b'X', b"OK".to_vec());
+    h.ups.status = 0x08;
+    let back = h.now;
+    h.run_until(back + 1_000);
+    let s = h.drv.snapshot();
+    assert!(!s.self_test_running);
+    assert_eq!(
+        s.self_test.map(|x| x.value),
+        Some(upsguard_core::wire::SelfTestResult::Passed)
+    );
+    assert!(
+        h.sent_since(back).iter().any(|(_, b)| *b == b'X'),
+        "X read after the test"
+    );
+}
+
+#[test]
+fn self_test_that_stays_on_battery_becomes_an_outage() {
+    // Mains failed during the test: after SELF_TEST_MAX (30 s) it is an outage.
+    let mut h = started();
+    h.run_until(20_000);
+    let t0 = transfer_to_battery(&mut h, b"S");
+    assert!(h.drv.snapshot().self_test_running);
+    h.run_until(t0 + 29_000);
+    assert!(h.drv.snapshot().self_test_running);
+    h.run_until(t0 + 32_000);
+    assert!(!h.drv.snapshot().self_test_running);
+    assert_eq!(h.drv.snapshot().status.unwrap().value, StatusFlags::OB);
+}
+
+#[test]
+fn silent_g_does_not_hide_an_outage() {
+    let mut h = started();
+    h.run_until(20_000);
+    h.ups.silent.insert(b'G');
+    h.ups.status = 0x10;
+    let t0 = h.now;
+    h.run_until(t0 + 600);
+    h.run_until(t0 + 3_000);
+    assert!(!h.drv.snapshot().power_cause_pending, "bounded wait");
+    assert!(!h.drv.snapshot().self_test_running);
 }

@@ -775,3 +775,113 @@ fn config_validation() {
     assert_eq!(c.min_schedule_window(), Duration::from_secs(180));
     assert_eq!(c.low_runtime_threshold(), Duration::from_secs(240));
 }
+
+#[test]
+fn self_test_is_not_an_outage() {
+    // policy = immediately: a self-test (on battery on purpose) must not shut down, notify
+    // On Battery or run its command file; it logs Self-Test Started, then the result.
+    let mut h = H::new(ShutdownConfig {
+        policy: ShutdownPolicy::Immediately,
+        ..ShutdownConfig::default()
+    });
+    h.obs(Observation {
+        self_test: Some(SelfTestResult::NoResult),
+        ..Observation::on_line(3600)
+    });
+    h.t = 10;
+    h.obs(Observation {
+        self_test: Some(SelfTestResult::InProgress),
+        ..Observation::on_battery(3500, 990)
+    });
+    h.to(18);
+    assert!(!h.has_event(EventId::OnBattery, false));
+    assert!(h.has_event(EventId::SelfTestStarted, false));
+    assert_eq!(h.m.phase(), Phase::Idle);
+    assert!(h.actions.is_empty(), "{:?}", h.actions);
+    h.obs(Observation {
+        self_test: Some(SelfTestResult::InProgress),
+        ..Observation::on_line(3500)
+    });
+    h.t = 19;
+    h.obs(Observation {
+        self_test: Some(SelfTestResult::Passed),
+        ..Observation::on_line(3500)
+    });
+    assert!(h.has_event(EventId::SelfTestPassed, false));
+    assert!(!h.has_event(EventId::PowerRestored, false));
+    assert!(h.actions.is_empty());
+}
+
+#[test]
+fn low_runtime_stays_armed_during_a_self_test() {
+    let mut h = H::new(ShutdownConfig::default());
+    h.t = 10;
+    h.obs(Observation {
+        self_test: Some(SelfTestResult::InProgress),
+        ..Observation::on_battery(100, 300)
+    });
+    assert!(
+        h.started_os(),
+        "runtime below A + B + margin shuts down even in a test"
+    );
+}
+
+#[test]
+fn completed_sequence_returns_to_idle_when_the_ups_is_back_on_line() {
+    let mut h = H::new(ShutdownConfig::default());
+    h.t = 10;
+    h.obs(Observation::on_battery(100, 300));
+    assert!(h.started_os());
+    h.t = 11;
+    h.m.os_shutdown_done(at(11));
+    assert!(matches!(h.m.phase(), Phase::Completed { .. }));
+    // Still on battery: nothing new starts, and no cancel (the killpower flag stays).
+    h.to(100);
+    h.obs(Observation::on_battery(50, 200));
+    assert!(matches!(h.m.phase(), Phase::Completed { .. }));
+    assert_eq!(
+        h.action_list()
+            .iter()
+            .filter(|a| **a == Action::StartOsShutdown)
+            .count(),
+        1
+    );
+    assert!(!h.action_list().contains(&Action::CancelShutdown));
+    h.t = 200;
+    h.obs(Observation::on_line(600));
+    assert_eq!(h.m.phase(), Phase::Idle);
+    // A new outage can shut down again.
+    h.t = 300;
+    h.obs(Observation::on_battery(100, 300));
+    assert_eq!(
+        h.action_list()
+            .iter()
+            .filter(|a| **a == Action::StartOsShutdown)
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn time_to_shutdown_follows_the_draining_runtime() {
+    // Default: Low Battery policy, B = 120 s, margin 60 s → Low Runtime at 180 s of runtime.
+    let mut h = H::new(ShutdownConfig::default());
+    assert_eq!(h.m.time_to_shutdown(), None, "on line: nothing expected");
+    h.t = 10;
+    h.obs(Observation::on_battery(1000, 900));
+    let left = h.m.time_to_shutdown().unwrap().as_millis();
+    assert!((819_000..=821_000).contains(&left), "{left}");
+    h.to(110);
+    let left = h.m.time_to_shutdown().unwrap().as_millis();
+    assert!((719_000..=721_000).contains(&left), "{left}");
+    // After-on-battery policy: the earlier of its delay and Low Runtime.
+    let mut h = H::new(ShutdownConfig {
+        policy: ShutdownPolicy::AfterOnBattery { seconds: 300 },
+        ..ShutdownConfig::default()
+    });
+    h.t = 10;
+    h.obs(Observation::on_battery(3000, 900));
+    assert_eq!(h.m.time_to_shutdown().unwrap().as_millis(), 300_000);
+    h.to(400);
+    assert_eq!(h.m.time_to_shutdown(), Some(Duration::ZERO), "started");
+}

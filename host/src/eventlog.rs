@@ -452,6 +452,62 @@ pub struct EventReadOutcome {
     pub skipped: usize,
 }
 
+/// Appends that failed since the last successful write (disk full, I/O error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteFailure {
+    /// When the first append failed.
+    pub since: OffsetDateTime,
+    /// When the latest append failed.
+    pub last: OffsetDateTime,
+    /// Events that could not be written.
+    pub lost: u64,
+    /// The latest error, as text.
+    pub error: String,
+}
+
+impl WriteFailure {
+    /// One line for the service status.
+    pub fn summary(&self) -> String {
+        format!(
+            "cannot write the event log since {}: {}; {} event{} not written",
+            format_ts(self.since),
+            self.error,
+            self.lost,
+            if self.lost == 1 { "" } else { "s" }
+        )
+    }
+
+    /// The two records written in front of the first record that gets through again: the
+    /// failure (stamped when it began) and the recovery with the count of lost events.
+    fn records(&self) -> [EventRecord; 2] {
+        use upsguard_core::event::EventId;
+        let failed = EventRecord::new_at(
+            self.since,
+            EventId::EventLogFailed.as_str(),
+            Severity::Warning,
+            EventState::Active,
+            &format!("the event log could not be written: {}", self.error),
+        )
+        .with_field("error", self.error.as_str());
+        let recovered = EventRecord::new(
+            EventId::EventLogRecovered.as_str(),
+            Severity::Info,
+            EventState::Cleared,
+            &format!(
+                "{} event{} could not be written between {} and {}",
+                self.lost,
+                if self.lost == 1 { "" } else { "s" },
+                format_ts(self.since),
+                format_ts(self.last)
+            ),
+        )
+        .with_field("lost", self.lost)
+        .with_field("since", format_ts(self.since))
+        .with_field("until", format_ts(self.last));
+        [failed, recovered]
+    }
+}
+
 /// The writer. Keep one per data directory (the service wraps it in a mutex).
 #[derive(Debug)]
 pub struct EventLog {
@@ -459,6 +515,10 @@ pub struct EventLog {
     file: File,
     size: u64,
     limits: EventLogLimits,
+    /// Set while appends fail; the next append first cuts a torn line off the file.
+    failure: Option<WriteFailure>,
+    /// The log held records before this writer opened it (the service ran here before).
+    had_records: bool,
 }
 
 impl EventLog {
@@ -467,14 +527,29 @@ impl EventLog {
     pub fn open(dir: &Path, limits: EventLogLimits) -> io::Result<EventLog> {
         ensure_private_dir(dir)?;
         let path = dir.join(EVENTS_FILE);
-        let mut file = open_append_private(&path)?;
-        let size = repair_tail(&mut file)?;
+        let file = open_append_private(&path)?;
+        // A crash or a full disk may have left half a record: cut it off, so the next record
+        // starts on a line of its own instead of being glued to (and lost with) the fragment.
+        let size = truncate_to_last_line(&file)?;
+        let had_records = size > 0 || rotated_path(dir, EVENTS_FILE, 1).exists();
         Ok(EventLog {
             dir: dir.to_path_buf(),
             file,
             size,
             limits: limits.clamped(),
+            failure: None,
+            had_records,
         })
+    }
+
+    /// The appends failing right now, if any (cleared by the first append that succeeds).
+    pub fn write_failure(&self) -> Option<&WriteFailure> {
+        self.failure.as_ref()
+    }
+
+    /// Whether the log already held records when it was opened.
+    pub fn had_records_at_open(&self) -> bool {
+        self.had_records
     }
 
     /// The limits in force (after clamping to the floor).
@@ -495,8 +570,49 @@ impl EventLog {
     /// Appends one record. Rotates first if the line would overflow the live file; if rotation
     /// fails the line is still written (to whatever file is open) and the error only logged,
     /// because losing an event is worse than a file growing past its bound.
+    ///
+    /// A failed append is counted ([`Self::write_failure`]). The next append first truncates
+    /// the file to its last complete record (a short write leaves a fragment), then writes an
+    /// `event_log_failed` and an `event_log_recovered` record in front of its own.
     pub fn append(&mut self, rec: &EventRecord) -> io::Result<()> {
-        let line = rec.to_json_line()?;
+        let mut line = String::new();
+        if let Some(f) = &self.failure {
+            for r in f.records() {
+                line.push_str(&r.to_json_line()?);
+            }
+        }
+        line.push_str(&rec.to_json_line()?);
+        match self.write_line(&line) {
+            Ok(()) => {
+                self.failure = None;
+                // The line is written; a failed sync is reported but loses nothing.
+                if rec.severity == Severity::Critical {
+                    self.file.sync_data()?;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let now = OffsetDateTime::now_utc();
+                let f = self.failure.get_or_insert_with(|| WriteFailure {
+                    since: now,
+                    last: now,
+                    lost: 0,
+                    error: String::new(),
+                });
+                f.last = now;
+                f.lost = f.lost.saturating_add(1);
+                f.error = e.to_string();
+                Err(e)
+            }
+        }
+    }
+
+    /// One `write(2)` of whole lines. On error part of it may be on disk: `append` records the
+    /// failure, and the next call cuts the fragment off before writing.
+    fn write_line(&mut self, line: &str) -> io::Result<()> {
+        if self.failure.is_some() {
+            self.size = truncate_to_last_line(&self.file)?;
+        }
         let len = line.len() as u64;
         if self.size > 0
             && self.size.saturating_add(len) > self.limits.max_bytes()
@@ -506,9 +622,6 @@ impl EventLog {
         }
         self.file.write_all(line.as_bytes())?;
         self.size = self.size.saturating_add(len);
-        if rec.severity == Severity::Critical {
-            self.file.sync_data()?;
-        }
         Ok(())
     }
 
@@ -761,6 +874,35 @@ pub(crate) fn open_read_nofollow(path: &Path) -> io::Result<File> {
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
+}
+
+/// Cuts a trailing partial line (no `\n` at the end) off the file and returns the new size.
+/// Complete, newline-terminated records are never touched.
+pub(crate) fn truncate_to_last_line(file: &File) -> io::Result<u64> {
+    let size = file.metadata()?.len();
+    let mut end = size;
+    let mut buf = [0u8; 4096];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = buf
+            .get_mut(..usize::try_from(end - start).unwrap_or(0))
+            .unwrap_or(&mut []);
+        file.read_exact_at(chunk, start)?;
+        match chunk.iter().rposition(|&b| b == b'\n') {
+            Some(i) => {
+                let keep = start + i as u64 + 1;
+                if keep != size {
+                    file.set_len(keep)?;
+                }
+                return Ok(keep);
+            }
+            None => end = start,
+        }
+    }
+    if size != 0 {
+        file.set_len(0)?;
+    }
+    Ok(0)
 }
 
 /// Returns the file size, first terminating a torn last line (crash mid-write) so the next
@@ -1111,7 +1253,9 @@ mod tests {
         for k in 1..=5 {
             fs::write(dir.path().join(format!("{EVENTS_FILE}.{k}")), b"").unwrap();
         }
-        fs::write(dir.path().join(EVENTS_FILE), vec![b'x'; 17 * 1024]).unwrap();
+        // Whole lines: a torn tail would be cut off at open.
+        let line = format!("{}\n", "x".repeat(1023));
+        fs::write(dir.path().join(EVENTS_FILE), line.repeat(17)).unwrap();
         let mut log = EventLog::open(dir.path(), small()).unwrap();
         log.append(&EventRecord::new(
             "x",
@@ -1179,7 +1323,84 @@ mod tests {
         log.append(&next).unwrap();
         let out = all(dir.path());
         assert_eq!(out.records, vec![good, next]);
-        assert_eq!(out.skipped, 7);
+        // The torn tail was cut off at open; the other bad lines are still there (skipped).
+        assert_eq!(out.skipped, 6);
+    }
+
+    #[test]
+    fn failed_append_is_counted_and_the_torn_record_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(EVENTS_FILE);
+        let mut log = EventLog::open(dir.path(), EventLogLimits::default()).unwrap();
+        let rec = |id: &str| EventRecord::new(id, Severity::Warning, EventState::Active, id);
+        log.append(&rec("a")).unwrap();
+        // Fault injection: /dev/full fails every write with ENOSPC, like a full disk.
+        let real = std::mem::replace(
+            &mut log.file,
+            OpenOptions::new().write(true).open("/dev/full").unwrap(),
+        );
+        let err = log.append(&rec("b")).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOSPC));
+        assert!(log.append(&rec("c")).is_err());
+        let f = log.write_failure().unwrap().clone();
+        assert_eq!(f.lost, 2);
+        assert!(
+            f.summary().contains("2 events not written"),
+            "{}",
+            f.summary()
+        );
+        // What a short write leaves on the real disk: the first half of a record.
+        let torn = rec("b").to_json_line().unwrap();
+        let mut raw = OpenOptions::new().append(true).open(&path).unwrap();
+        raw.write_all(&torn.as_bytes()[..torn.len() / 2]).unwrap();
+        // Space is back.
+        log.file = real;
+        log.append(&rec("d")).unwrap();
+        assert!(log.write_failure().is_none());
+        let out = all(dir.path());
+        assert_eq!(out.skipped, 0, "the fragment must be gone");
+        let ids: Vec<&str> = out.records.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["a", "event_log_failed", "event_log_recovered", "d"],
+            "{out:?}"
+        );
+        let recovered = &out.records[2];
+        assert!(
+            recovered
+                .message
+                .starts_with("2 events could not be written between "),
+            "{}",
+            recovered.message
+        );
+        assert_eq!(recovered.fields.get("lost"), Some(&FieldValue::Int(2)));
+        // Stamped when the failure began (the log keeps milliseconds).
+        assert_eq!(format_ts(out.records[1].ts), format_ts(f.since));
+        assert_eq!(log.current_size(), fs::metadata(&path).unwrap().len());
+        // The next append is ordinary again.
+        log.append(&rec("e")).unwrap();
+        assert_eq!(all(dir.path()).records.len(), 5);
+    }
+
+    #[test]
+    fn open_cuts_a_torn_tail_and_keeps_whole_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(EVENTS_FILE);
+        let good = EventRecord::new("a", Severity::Info, EventState::None, "m")
+            .to_json_line()
+            .unwrap();
+        // A fragment longer than one read chunk, to exercise the backwards scan.
+        let content = format!("{good}{good}{{\"ts\":\"{}", "x".repeat(10_000));
+        fs::write(&path, &content).unwrap();
+        let log = EventLog::open(dir.path(), EventLogLimits::default()).unwrap();
+        assert_eq!(log.current_size(), 2 * good.len() as u64);
+        assert_eq!(fs::read_to_string(&path).unwrap(), format!("{good}{good}"));
+        assert!(log.had_records_at_open());
+        // No newline at all: nothing to keep.
+        fs::write(&path, "garbage").unwrap();
+        let log = EventLog::open(dir.path(), EventLogLimits::default()).unwrap();
+        assert_eq!(log.current_size(), 0);
+        assert!(!log.had_records_at_open());
     }
 
     #[test]

@@ -61,10 +61,17 @@ pub enum Request {
         section: String,
     },
     /// Set several values of one section through the typed setter, all or nothing, then save
-    /// and reload. `[Credentials]` is refused.
+    /// and reload. `[Credentials]` is refused, and so is every key that names a program or a
+    /// file (`Config::file_only_refusal`): those change in the INI file only.
     ConfigSet {
         section: String,
         values: std::collections::BTreeMap<String, String>,
+        /// Who asked (the web UI's logged-in user), for the configuration_changed event.
+        #[serde(default)]
+        username: Option<String>,
+        /// Their address, for the same event.
+        #[serde(default)]
+        source: Option<String>,
     },
     /// Send a test message on every enabled notification channel (one try each) and report
     /// each channel's result.
@@ -102,6 +109,14 @@ impl Response {
             ok: false,
             error: Some(msg.into()),
             data: serde_json::json!({ "key": key }),
+        }
+    }
+    /// A setting that only the configuration file may change (the web API answers 403).
+    pub fn err_file_only(msg: impl Into<String>, key: &str) -> Self {
+        Response {
+            ok: false,
+            error: Some(msg.into()),
+            data: serde_json::json!({ "key": key, "file_only": true }),
         }
     }
 }

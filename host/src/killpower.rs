@@ -11,11 +11,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use upsguard_core::link::{
-    KillMethod, LinkConfig, LinkDriver, LinkEvent, RequestResult, UpsRequest,
-};
+use upsguard_core::agent::{Agent, AgentEvent};
+use upsguard_core::link::{KillMethod, LinkConfig, RequestResult, UpsRequest};
+use upsguard_core::pump;
+use upsguard_core::records::{self, KillpowerFlag, OffMode};
+use upsguard_core::shutdown::{ShutdownConfig, ShutdownPolicy, UpsOffMode};
 
 use crate::clock::Clock;
+use crate::driver::{CoreClock, HostPort};
 use crate::serial::SerialLink;
 
 /// Name of the flag file in the data directory.
@@ -62,10 +65,10 @@ pub fn main(args: KillpowerArgs) -> ExitCode {
         }
     };
     // The service wrote the wanted mode into the flag; a forced run uses the default sequence.
-    let request = std::fs::read_to_string(&flag)
+    let request = std::fs::read(&flag)
         .ok()
-        .and_then(|body| request_from_flag(&body))
-        .unwrap_or(UpsRequest::KillPower);
+        .and_then(|body| read_flag(&body))
+        .map_or(UpsRequest::KillPower, UpsOffMode::request);
     match kill_power(&device, request, Duration::from_secs(args.timeout_s)) {
         Ok(what) => {
             println!(
@@ -82,19 +85,38 @@ pub fn main(args: KillpowerArgs) -> ExitCode {
     }
 }
 
-/// Parses the flag file body (`mode=return`, `mode=stay_off`, `mode=sleep:TENTHS`).
-pub fn request_from_flag(body: &str) -> Option<UpsRequest> {
-    let mode = body.lines().find_map(|l| l.trim().strip_prefix("mode="))?;
+/// The flag file's bytes: a postcard [`KillpowerFlag`] record (the same bytes an appliance
+/// keeps in flash).
+pub fn flag_bytes(mode: UpsOffMode, armed_at_unix_s: u64) -> Vec<u8> {
+    let rec = KillpowerFlag {
+        mode: OffMode::from(mode),
+        armed_at_unix_s,
+    };
+    let mut buf = [0u8; 32];
+    records::encode(&rec, &mut buf)
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default()
+}
+
+/// Reads a flag file: the postcard record, or the text form (`mode=return`,
+/// `mode=stay_off`, `mode=sleep:TENTHS`) that earlier versions wrote, so a flag left by
+/// an older service before an upgrade still works in the halt.
+pub fn read_flag(body: &[u8]) -> Option<UpsOffMode> {
+    if let Ok(rec) = records::decode::<KillpowerFlag>(body) {
+        return Some(UpsOffMode::from(rec.mode));
+    }
+    let text = std::str::from_utf8(body).ok()?;
+    let mode = text.lines().find_map(|l| l.trim().strip_prefix("mode="))?;
     match mode {
-        "return" => Some(UpsRequest::KillPower),
-        "stay_off" => Some(UpsRequest::ShutdownStayOff),
+        "return" => Some(UpsOffMode::ShutdownReturn),
+        "stay_off" => Some(UpsOffMode::StayOff),
         m => {
             let tenths: u16 = m.strip_prefix("sleep:")?.parse().ok()?;
             (1..=999)
                 .contains(&tenths)
-                .then_some(UpsRequest::ShutdownReturn {
+                .then_some(UpsOffMode::from(OffMode::Sleep {
                     tenths_of_hour: tenths,
-                })
+                }))
         }
     }
 }
@@ -111,45 +133,50 @@ fn describe(result: RequestResult) -> Result<&'static str, String> {
     }
 }
 
-/// Runs the turn-off `request` on `device`; returns what the UPS accepted.
+/// Runs the turn-off `request` on `device` through the same core pump as the service;
+/// returns what the UPS accepted.
 pub fn kill_power(
     device: &Path,
     request: UpsRequest,
     timeout: Duration,
 ) -> Result<&'static str, String> {
-    let mut port = SerialLink::open(device).map_err(|e| e.to_string())?;
+    let serial = SerialLink::open(device).map_err(|e| e.to_string())?;
     let clock = Clock::new();
-    let mut drv = LinkDriver::new(LinkConfig::default());
-    drv.reset(clock.now());
-    let id = drv
+    let mut port = HostPort::new(Some(serial), None, clock);
+    // The agent's shutdown machine has nothing to decide here (the OS is already halting):
+    // Low Runtime only, and its events and actions are dropped.
+    let shutdown = ShutdownConfig {
+        policy: ShutdownPolicy::LowRuntimeOnly,
+        turn_off_ups: false,
+        ..ShutdownConfig::default()
+    };
+    let mut agent = Agent::new(LinkConfig::default(), shutdown);
+    agent.reset(clock.now());
+    let id = agent
         .request(clock.now(), request)
         .map_err(|e| format!("cannot queue the kill-power request: {e:?}"))?;
-    let start = std::time::Instant::now();
+    let until = clock.now()
+        + upsguard_core::time::Duration::from_millis(
+            u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        );
+    let mut core_clock = CoreClock(clock);
     let mut buf = [0u8; 128];
-    while start.elapsed() < timeout {
-        let now = clock.now();
-        drv.handle_timeout(now);
-        while let Some(tx) = drv.poll_transmit(now) {
-            port.write_all(tx.as_bytes())
-                .map_err(|e| format!("write failed: {e}"))?;
-        }
-        while let Some(ev) = drv.poll_event() {
-            if let LinkEvent::RequestDone { id: done, result } = ev
+    while clock.now() < until {
+        pump::turn(
+            &mut agent,
+            &mut port,
+            &mut core_clock,
+            &mut buf,
+            Some(until),
+        )
+        .map_err(|e| format!("serial port failed: {e}"))?;
+        while agent.poll_action().is_some() {}
+        while let Some(ev) = agent.poll_event() {
+            if let AgentEvent::RequestDone { id: done, result } = ev
                 && done == id
             {
                 return describe(result);
             }
-        }
-        let wait = drv
-            .poll_timeout()
-            .map(|d| clock.until(d))
-            .unwrap_or(Duration::from_millis(100))
-            .min(Duration::from_millis(100));
-        let n = port
-            .read(&mut buf, wait)
-            .map_err(|e| format!("serial read failed: {e}"))?;
-        if n > 0 {
-            drv.handle_input(clock.now(), buf.get(..n).unwrap_or(&[]));
         }
     }
     Err(format!(
@@ -164,19 +191,28 @@ mod tests {
 
     #[test]
     fn flag_modes() {
+        for m in [
+            UpsOffMode::ShutdownReturn,
+            UpsOffMode::StayOff,
+            UpsOffMode::sleep_hours(2),
+        ] {
+            assert_eq!(read_flag(&flag_bytes(m, 1_700_000_000)), Some(m));
+        }
+        assert_eq!(read_flag(b"garbage"), None);
+        assert_eq!(read_flag(b""), None);
+    }
+
+    #[test]
+    fn old_text_flags_still_read() {
         assert_eq!(
-            request_from_flag("mode=return\n"),
-            Some(UpsRequest::KillPower)
+            read_flag(b"mode=return\n"),
+            Some(UpsOffMode::ShutdownReturn)
         );
+        assert_eq!(read_flag(b"mode=stay_off"), Some(UpsOffMode::StayOff));
         assert_eq!(
-            request_from_flag("mode=stay_off"),
-            Some(UpsRequest::ShutdownStayOff)
-        );
-        assert_eq!(
-            request_from_flag("mode=sleep:15"),
+            read_flag(b"mode=sleep:15").map(UpsOffMode::request),
             Some(UpsRequest::ShutdownReturn { tenths_of_hour: 15 })
         );
-        assert_eq!(request_from_flag("mode=sleep:0"), None);
-        assert_eq!(request_from_flag("garbage"), None);
+        assert_eq!(read_flag(b"mode=sleep:0"), None);
     }
 }

@@ -43,12 +43,18 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
-    /// Put the UPS to sleep for N hours (@nnn); with --graceful, shut the OS down first.
+    /// Shut the OS down, then put the UPS to sleep for N hours (@nnn late in the halt).
+    /// With --no-graceful the UPS output is cut right away and the OS is NOT shut down.
     Sleep {
         #[arg(long)]
         hours: u32,
-        #[arg(long)]
+        /// Shut the OS down first (the default; kept for scripts that pass it).
+        #[arg(long, conflicts_with = "no_graceful")]
         graceful: bool,
+        /// Cut the UPS output now without shutting the OS down: everything on this UPS loses
+        /// power at once.
+        #[arg(long)]
+        no_graceful: bool,
     },
     /// Start the graceful shutdown sequence now.
     ShutdownNow,
@@ -67,7 +73,7 @@ enum Command {
     /// Tell the UPS to cut its output (run late in the OS halt by the shutdown hook).
     Killpower(upsguard::killpower::KillpowerArgs),
     /// HTTPS certificate of the web UI: show, generate, csr, import.
-    Cert(upsguard::web::cli::CertArgs),
+    Cert(upsguard::web::cert_cli::CertArgs),
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -106,7 +112,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => return upsguard::service::main(args, socket),
         Command::Killpower(args) => return upsguard::killpower::main(args),
-        Command::Cert(args) => return upsguard::web::cli::cert_main(args),
+        Command::Cert(args) => return upsguard::web::cert_cli::cert_main(args),
         Command::Config {
             op: ConfigOp::Check { file },
         } => return upsguard::cli::config_check(&file),
@@ -125,7 +131,10 @@ fn main() -> ExitCode {
         Command::Status { json } => upsguard::cli::status(&socket, json),
         Command::Events { csv, limit } => upsguard::cli::events(&socket, csv, limit),
         Command::Datalog { limit } => upsguard::cli::datalog(&socket, limit),
-        Command::Sleep { hours, graceful } => {
+        Command::Sleep {
+            hours, no_graceful, ..
+        } => {
+            let graceful = !no_graceful;
             upsguard::cli::simple(&socket, upsguard::ipc::Request::Sleep { hours, graceful })
         }
         Command::ShutdownNow => upsguard::cli::simple(&socket, upsguard::ipc::Request::ShutdownNow),

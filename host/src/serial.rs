@@ -44,6 +44,18 @@ pub struct SerialLink {
     path: PathBuf,
 }
 
+impl std::os::fd::AsFd for SerialLink {
+    /// For `poll(2)` (the driver waits on the port and its control channel together);
+    /// serialport only offers `AsRawFd`.
+    #[allow(unsafe_code)]
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: the descriptor is owned by `self.port`, which stays open for as long as
+        // the returned borrow (tied to `&self`) lives.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.port.as_raw_fd()) }
+    }
+}
+
 impl SerialLink {
     /// Opens `path` at 2400 8N1 with no flow control, raw mode, locked against other agents
     /// (serialport takes the `flock` and sets `TIOCEXCL` itself).

@@ -54,6 +54,21 @@ pub struct StatusView {
     /// Seconds since the service started.
     #[serde(default)]
     pub service_uptime_s: u64,
+    /// When the shutdown starts, and where it stands (filled by the service).
+    #[serde(default)]
+    pub shutdown: Option<crate::service::plan::ShutdownView>,
+    /// `G` has not yet said whether a transfer to battery is an outage or a self-test.
+    #[serde(default)]
+    pub power_cause_pending: bool,
+    /// The UPS is running a battery self-test (on battery on purpose).
+    #[serde(default)]
+    pub self_test_running: bool,
+    /// Alerts the next status reading contradicted (line noise that looked like an alert).
+    #[serde(default)]
+    pub refuted_alerts: u32,
+    /// upsguard's version.
+    #[serde(default)]
+    pub version: String,
 }
 
 fn centi(v: &Option<Stamped<Centi>>) -> Option<f64> {
@@ -176,6 +191,11 @@ impl StatusView {
             status_age_ms: s.status.map(|v| now.saturating_since(v.at).as_millis()),
             shutdown_phase: String::new(),
             service_uptime_s: now.as_millis() / 1000,
+            shutdown: None,
+            power_cause_pending: s.power_cause_pending,
+            self_test_running: s.self_test_running,
+            refuted_alerts: s.refuted_alerts,
+            version: env!("CARGO_PKG_VERSION").to_string(),
         }
     }
 
@@ -269,6 +289,22 @@ impl StatusView {
             "SHUTDOWN",
             Some(self.shutdown_phase.clone()).filter(|s| !s.is_empty()),
         );
+        if self.self_test_running {
+            line(
+                "TESTING",
+                Some("Self-test in progress (on battery on purpose)".into()),
+            );
+        }
+        if let Some(sd) = &self.shutdown {
+            line("SHUTPLAN", Some(sd.plan.clone()));
+            line(
+                "SHUTIN",
+                sd.starts_in_s.map(|s| match s {
+                    0 => "started".to_string(),
+                    s => format!("about {}", crate::service::plan::human_secs(s)),
+                }),
+            );
+        }
         line("DATAAGE", self.status_age_ms.map(|v| format!("{v} ms")));
         out
     }

@@ -549,31 +549,40 @@ fn config_injection_ranges_and_file_names_are_rejected() {
         ("logging", r#"{"datalog_interval_s":5}"#),
         ("logging", r#"{"datalog_max_kb":99999999999}"#),
         ("web", r#"{"idle_timeout_min":600}"#),
-        // Path traversal in every field that names a file.
-        ("web", r#"{"cert_file":"../../etc/passwd"}"#),
-        ("web", r#"{"key_file":"/etc/shadow"}"#),
-        ("web", r#"{"pkcs12_file":"..\\..\\x.p12"}"#),
-        ("shutdown", r#"{"command_file":"../../bin/sh"}"#),
+        // A malformed command file in an event value.
         (
             "events",
             r#"{"on_battery":"log, command_file:../../../tmp/x.sh"}"#,
         ),
-        ("communication", r#"{"device":"/etc/passwd"}"#),
     ] {
         let (st, b) = svc.json("PUT", &format!("/api/v1/config/{section}"), body, Some(&s));
         assert_eq!(st, 400, "{section} {body}: {b}");
+        assert!(b.contains("\"error\""), "{b}");
+    }
+    // Path traversal in every field that names a file: refused before the value is even
+    // looked at, since these keys change in the INI file only (403; see
+    // program_and_file_settings_change_in_the_ini_only).
+    for (section, body) in [
+        ("web", r#"{"cert_file":"../../etc/passwd"}"#),
+        ("web", r#"{"key_file":"/etc/shadow"}"#),
+        ("web", r#"{"pkcs12_file":"..\\..\\x.p12"}"#),
+        ("shutdown", r#"{"command_file":"../../bin/sh"}"#),
+        ("communication", r#"{"device":"/etc/passwd"}"#),
+    ] {
+        let (st, b) = svc.json("PUT", &format!("/api/v1/config/{section}"), body, Some(&s));
+        assert_eq!(st, 403, "{section} {body}: {b}");
         assert!(b.contains("\"error\""), "{b}");
     }
     // A refused value names its key, so the form can mark the field.
     let (st, b) = svc.json(
         "PUT",
         "/api/v1/config/shutdown",
-        r#"{"on_battery_delay_s":30,"command_file":"../x.sh"}"#,
+        r#"{"on_battery_delay_s":30,"threshold_charge_pct":500}"#,
         Some(&s),
     );
     assert_eq!(st, 400, "{b}");
     let v: serde_json::Value = serde_json::from_str(&b).unwrap();
-    assert_eq!(v["key"], "command_file", "{b}");
+    assert_eq!(v["key"], "threshold_charge_pct", "{b}");
     let (st, _, _) = svc.get("/api/v1/config/..%2f..%2fetc%2fpasswd", Some(&s));
     assert!(st == 400 || st == 404, "{st}");
     let after = std::fs::read_to_string(svc.path("upsguard.ini")).unwrap();
@@ -612,6 +621,137 @@ fn config_injection_ranges_and_file_names_are_rejected() {
     svc.advance(30 + 61);
     let (st, _, _) = svc.get("/api/v1/session", Some(&s));
     assert_eq!(st, 401);
+}
+
+/// Issue 7: `PUT /config/Shutdown {"os_shutdown_command": "/bin/sh -c …"}` was accepted and
+/// Shutdown Now ran it as root. Every key naming a program, a command file or a file is now
+/// refused (403, naming the key) by the monitor's ConfigSet — from the web API and from the
+/// control socket alike — and the file is left as it was; GET still shows the values.
+#[test]
+fn program_and_file_settings_change_in_the_ini_only() {
+    let svc = Svc::start(&format!(
+        "\n[Shutdown]\nos_shutdown_command = /bin/true\ncommand_file = shut.sh\n\n\
+         [Events]\non_battery = log, command_file:onbatt.sh:30\n\n\
+         [Credentials]\nusername = {ADMIN}\npassword = {PASSWORD}\n"
+    ));
+    let (_, _, s) = svc.login(ADMIN, PASSWORD, false);
+    let s = s.unwrap();
+    let ini = svc.path("upsguard.ini");
+    let before = std::fs::read_to_string(&ini).unwrap();
+    assert!(
+        before.contains("os_shutdown_command = /bin/true"),
+        "{before}"
+    );
+    for (section, body, key) in [
+        (
+            "Shutdown",
+            r#"{"os_shutdown_command":"/bin/sh -c 'touch /tmp/upsguard-pwned'"}"#,
+            "os_shutdown_command",
+        ),
+        // Any spelling of the key, and even a valid-looking program.
+        (
+            "shutdown",
+            r#"{"OS_Shutdown_Command":"/sbin/poweroff"}"#,
+            "OS_Shutdown_Command",
+        ),
+        // All or nothing: an allowed key beside it is not applied either.
+        (
+            "Shutdown",
+            r#"{"on_battery_delay_s":90,"os_shutdown_command":"/usr/bin/id"}"#,
+            "os_shutdown_command",
+        ),
+        ("Shutdown", r#"{"command_file":"evil.sh"}"#, "command_file"),
+        ("Shutdown", r#"{"command_file":""}"#, "command_file"),
+        (
+            "Events",
+            r#"{"on_battery":"log, command_file:evil.sh:30"}"#,
+            "on_battery",
+        ),
+        (
+            "Events",
+            r#"{"low_battery":"log, command_file:onbatt.sh"}"#,
+            "low_battery",
+        ),
+        ("Web", r#"{"cert_file":"other.pem"}"#, "cert_file"),
+        ("Web", r#"{"key_file":"other.pem"}"#, "key_file"),
+        ("Web", r#"{"pkcs12_file":"store.p12"}"#, "pkcs12_file"),
+        ("Communication", r#"{"device":"/dev/ttyUSB0"}"#, "device"),
+    ] {
+        let (st, b) = svc.json("PUT", &format!("/api/v1/config/{section}"), body, Some(&s));
+        assert_eq!(st, 403, "{section} {body}: {b}");
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+        assert_eq!(v["key"], key, "{b}");
+        let e = v["error"].as_str().unwrap();
+        assert!(e.contains(key) && e.contains("configuration file"), "{e}");
+    }
+    // The control socket's ConfigSet (what the API uses) refuses them too.
+    let r = upsguard::ipc::call(
+        &svc.path("ctl.sock"),
+        &upsguard::ipc::Request::ConfigSet {
+            section: "Shutdown".into(),
+            values: [("os_shutdown_command".to_string(), "/bin/sh".to_string())].into(),
+            username: None,
+            source: None,
+        },
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert!(!r.ok, "{r:?}");
+    assert_eq!(r.data["file_only"], true, "{r:?}");
+    assert_eq!(
+        std::fs::read_to_string(&ini).unwrap(),
+        before,
+        "file unchanged"
+    );
+    // GET still shows them.
+    let (st, _, b) = svc.get("/api/v1/config/Shutdown", Some(&s));
+    assert_eq!(st, 200, "{b}");
+    let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(v["values"]["os_shutdown_command"], "/bin/true", "{b}");
+    assert_eq!(v["values"]["command_file"], "shut.sh", "{b}");
+
+    // An event's other actions may change as long as its command file stays the file's.
+    let (st, b) = svc.json(
+        "PUT",
+        "/api/v1/config/Events",
+        r#"{"on_battery":"log, notify, command_file:onbatt.sh:60"}"#,
+        Some(&s),
+    );
+    assert_eq!(st, 200, "{b}");
+    let saved = std::fs::read_to_string(&ini).unwrap();
+    assert!(
+        saved.contains("on_battery = log, notify, command_file:onbatt.sh:60"),
+        "{saved}"
+    );
+    assert!(saved.contains("os_shutdown_command = /bin/true"), "{saved}");
+    // The change is an event naming the user, the source address and the key.
+    let (st, b) = svc.json(
+        "PUT",
+        "/api/v1/config/Shutdown",
+        r#"{"on_battery_delay_s":90,"threshold_charge_pct":10}"#,
+        Some(&s),
+    );
+    assert_eq!(st, 200, "{b}");
+    svc.wait_event("threshold_charge_pct");
+    let changes: Vec<serde_json::Value> = svc
+        .events()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["id"] == "configuration_changed")
+        .collect();
+    for keys in ["on_battery", "on_battery_delay_s, threshold_charge_pct"] {
+        let ev = changes
+            .iter()
+            .find(|v| v["fields"]["keys"] == keys)
+            .unwrap_or_else(|| panic!("no configuration_changed for {keys}: {changes:?}"));
+        assert_eq!(ev["fields"]["username"], ADMIN, "{ev}");
+        assert_eq!(ev["source"], "127.0.0.1", "{ev}");
+        let m = ev["message"].as_str().unwrap();
+        assert!(
+            m.contains(ADMIN) && m.contains("127.0.0.1") && m.contains(keys),
+            "{m}"
+        );
+    }
 }
 
 #[test]

@@ -17,6 +17,10 @@ pub enum Command {
     /// `mute on`: the cable stays plugged but the UPS stops answering (a hung unit).
     Mute(bool),
     Garbage(usize),
+    /// `inject BYTES`: put these exact bytes on the line (e.g. a lone `!` that is noise).
+    Inject(Vec<u8>),
+    /// `self-test`: a battery self-test started from the front panel (or the UPS's schedule).
+    PanelSelfTest,
     Noise(bool),
     PowerCycle,
     Speed(f64),
@@ -30,7 +34,7 @@ pub enum Command {
 }
 
 pub const HELP: &str = "commands: mains on|off, input V, load PCT, battery fail|ok, replace-battery on|off, \
-unplug, replug, mute on|off, garbage N, noise on|off, power-cycle, speed N, set VAR VALUE, wait DURATION, status, eeprom, help";
+unplug, replug, mute on|off, garbage N, inject BYTES, self-test, noise on|off, power-cycle, speed N, set VAR VALUE, wait DURATION, status, eeprom, help";
 
 const MAX_GARBAGE: usize = 4096;
 
@@ -73,6 +77,14 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "mute" => Command::Mute(on_off(arg, "on", "off")?),
         "garbage" => Command::Garbage(number(arg, "byte count", 1.0, MAX_GARBAGE as f64)? as usize),
         "noise" => Command::Noise(on_off(arg, "on", "off")?),
+        "inject" => {
+            let b = arg.ok_or("usage: inject BYTES (e.g. inject !)")?;
+            if b.len() > 64 || !b.is_ascii() {
+                return Err("inject takes 1 to 64 ASCII bytes".into());
+            }
+            Command::Inject(b.as_bytes().to_vec())
+        }
+        "self-test" => Command::PanelSelfTest,
         "power-cycle" => Command::PowerCycle,
         "speed" => Command::Speed(number(arg, "speed", 0.01, 100_000.0)?),
         "set" => {
@@ -97,6 +109,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
         command,
         Command::Unplug
             | Command::Replug
+            | Command::PanelSelfTest
             | Command::PowerCycle
             | Command::Status
             | Command::Eeprom
@@ -167,6 +180,8 @@ mod tests {
         assert_eq!(parse("load 80%"), Ok(Command::Load(80.0)));
         assert_eq!(parse("battery fail"), Ok(Command::BatteryOk(false)));
         assert_eq!(parse("garbage 16"), Ok(Command::Garbage(16)));
+        assert_eq!(parse("inject !"), Ok(Command::Inject(b"!".to_vec())));
+        assert_eq!(parse("self-test"), Ok(Command::PanelSelfTest));
         assert_eq!(
             parse("set c MY UPS"),
             Ok(Command::Set(b'c', "MY UPS".into()))

@@ -995,6 +995,18 @@ impl Ups {
                 }
                 format!("{n} garbage bytes queued")
             }
+            Command::Inject(bytes) => {
+                let n = bytes.len();
+                self.garbage.extend(bytes);
+                format!("{n} bytes queued")
+            }
+            Command::PanelSelfTest => {
+                // The front panel's test: the same as `W`, without a reply on the line.
+                let before = self.out.len();
+                self.self_test_cmd();
+                self.out.truncate(before);
+                format!("self-test: {}", self.self_test_result)
+            }
             Command::Noise(on) => {
                 self.noise = on;
                 format!("noise {}", if on { "on" } else { "off" })

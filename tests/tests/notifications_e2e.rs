@@ -404,8 +404,8 @@ fn on_battery_reaches_email_and_webhook() {
     assert!(header("to").contains("oncall@example.org"), "{data}");
     let subject = header("subject");
     assert!(subject.contains("on_battery"), "{data}");
-    assert!(subject.contains("SMART-UPS 1000"), "{data}");
-    assert!(subject.contains("AS0123456789"), "{data}");
+    assert!(subject.contains(upsguard_sim::MODEL_NAME), "{data}");
+    assert!(subject.contains(upsguard_sim::SERIAL), "{data}");
     assert!(!header("date").is_empty(), "{data}");
     assert!(!header("message-id").is_empty(), "{data}");
     assert!(data.contains("Status:    OB"), "{data}");
@@ -422,8 +422,8 @@ fn on_battery_reaches_email_and_webhook() {
     assert_eq!(body["test"], false, "{body}");
     assert!(body["timestamp"].as_str().unwrap().ends_with('Z'), "{body}");
     assert!(!body["host"].as_str().unwrap().is_empty(), "{body}");
-    assert_eq!(body["ups"]["model"], "SMART-UPS 1000", "{body}");
-    assert_eq!(body["ups"]["serial"], "AS0123456789", "{body}");
+    assert_eq!(body["ups"]["model"], upsguard_sim::MODEL_NAME, "{body}");
+    assert_eq!(body["ups"]["serial"], upsguard_sim::SERIAL, "{body}");
     assert!(
         body["ups"]["status"].as_str().unwrap().contains("OB"),
         "{body}"

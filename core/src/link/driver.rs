@@ -49,6 +49,19 @@ const ROTATION: [(Command, u8); 16] = [
     (Command::Register3, 4),
 ];
 
+/// Status alerts waiting for a `Q` that confirms or refutes them.
+const PROVISIONAL_CAP: usize = 4;
+/// How long a transfer to battery waits for `G` (its cause) before it counts as an outage
+/// anyway: a UPS that never answers must not hide a power failure.
+const CAUSE_WAIT: Duration = Duration::from_millis(2000);
+/// A self-test longer than this is no longer believed: the UPS stayed on battery after it
+/// (mains failed during the test), so it is an outage. APC tests last about 8–15 s.
+const SELF_TEST_MAX: Duration = Duration::from_secs(30);
+/// After a self-test the UPS is back on line; its `X` result is read within this.
+const SELF_TEST_RESULT_WAIT: Duration = Duration::from_secs(10);
+/// A transfer to battery this soon after our own `W` is that self-test (for units without `G`).
+const ORDERED_TEST_WINDOW: Duration = Duration::from_secs(5);
+
 /// How old runtime and charge may get while on battery before they jump the rotation.
 const ON_BATTERY_REFRESH: Duration = Duration::from_millis(2000);
 
@@ -125,6 +138,8 @@ struct Exchange {
     /// Reply deadline, set once every byte has been sent.
     deadline: Option<Instant>,
     attempt: u8,
+    /// When the exchange began: a reply says nothing about what happened after this.
+    started: Instant,
 }
 
 impl Exchange {
@@ -220,6 +235,31 @@ struct State {
     last_rx_at: Option<Instant>,
     /// Set while an exchange completes: whether its reply was valid (confirms held alerts).
     reply_ok: bool,
+    /// Status alerts that passed the line-noise check, with when they did. They change
+    /// nothing until a `Q` begun after them answers (see [`State::resolve_provisional`]).
+    provisional: heapless::Vec<(Alert, Instant), PROVISIONAL_CAP>,
+    /// When the current `Q` (or status request) exchange began.
+    q_started: Option<Instant>,
+    /// Transfer to battery whose cause (`G`) is not known yet: since when.
+    cause_check: Option<Instant>,
+    /// Read `G` / `X` next, ahead of the rotation.
+    urgent_g: bool,
+    urgent_x: bool,
+    /// A self-test the UPS is running (on battery on purpose).
+    self_test: Option<SelfTestTrack>,
+    /// When our own `W` was acknowledged.
+    test_ordered_at: Option<Instant>,
+}
+
+/// A battery self-test in progress, from the transfer to battery until its result is read.
+#[derive(Debug, Clone, Copy)]
+struct SelfTestTrack {
+    /// `Running`: on battery; `Ending`: back on line, waiting for `X`.
+    ending: bool,
+    /// When the current phase began.
+    since: Instant,
+    /// `X` before the test: a different reading while on battery means the test is over.
+    x_before: Option<SelfTestResult>,
 }
 
 impl LinkDriver {
@@ -259,6 +299,13 @@ impl LinkDriver {
                 held: None,
                 last_rx_at: None,
                 reply_ok: false,
+                provisional: heapless::Vec::new(),
+                q_started: None,
+                cause_check: None,
+                urgent_g: false,
+                urgent_x: false,
+                self_test: None,
+                test_ordered_at: None,
             },
         }
     }
@@ -484,6 +531,18 @@ impl State {
         if self.status_urgent || now >= self.next_status_at {
             return Plan::Now(Command::Status, Purpose::Status);
         }
+        // The cause of a transfer decides between outage and self-test: ahead of the rest.
+        for (urgent, cmd) in [
+            (self.urgent_g, Command::TransferCause),
+            (self.urgent_x, Command::SelfTestResult),
+        ] {
+            if urgent
+                && self.supported.contains(cmd.first_byte())
+                && let Some(i) = ROTATION.iter().position(|(c, _)| *c == cmd)
+            {
+                return Plan::Now(cmd, Purpose::Measure(i));
+            }
+        }
         if self.request_ready() {
             return Plan::StartRequest;
         }
@@ -526,6 +585,14 @@ impl State {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
+        let t = self.poll_timeout_io();
+        match (t, self.cause_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn poll_timeout_io(&self) -> Option<Instant> {
         if let Some(d) = self.idle_hold() {
             // Nothing is sent while an alert is held on an idle line.
             return Some(d);
@@ -545,6 +612,7 @@ impl State {
     }
 
     fn drive(&mut self, now: Instant) {
+        self.expire_cause(now);
         self.settle_hold(now);
         if self.idle_hold().is_some() {
             return;
@@ -582,6 +650,12 @@ impl State {
     }
 
     fn begin(&mut self, now: Instant, cmd: Command, purpose: Purpose, attempt: u8) {
+        match cmd {
+            Command::Status => self.q_started = Some(now),
+            Command::TransferCause => self.urgent_g = false,
+            Command::SelfTestResult => self.urgent_x = false,
+            _ => {}
+        }
         match purpose {
             Purpose::Status => {
                 self.next_status_at = now + self.cfg.status_interval;
@@ -610,6 +684,7 @@ impl State {
             next_at: now,
             deadline: None,
             attempt,
+            started: now,
         });
     }
 
@@ -777,47 +852,59 @@ impl State {
         }
     }
 
-    /// A confirmed alert: event, status flags, and a `Q` re-read to confirm.
+    /// An alert that passed the line-noise check. A status alert is only provisional: one
+    /// noise byte that looks like `!` must not shut a server down, so the flags change only
+    /// when the `Q` re-read (sent at once) says so ([`State::resolve_provisional`]).
     fn act_on_alert(&mut self, now: Instant, alert: Alert) {
         self.emit(LinkEvent::Alert(alert));
-        let mut flags = self.snap.status.map_or(StatusFlags::EMPTY, |s| s.value);
-        let before = flags;
         match alert {
-            Alert::LineFail => {
-                flags.insert(StatusFlags::OB);
-                flags.remove(StatusFlags::OL);
-            }
-            Alert::LineRestored => {
-                flags.remove(StatusFlags::OB);
-                flags.insert(StatusFlags::OL);
-            }
-            Alert::LowBattery => flags.insert(StatusFlags::LB),
-            Alert::BatteryRestored => flags.remove(StatusFlags::LB),
-            Alert::ReplaceBattery => flags.insert(StatusFlags::RB),
-            Alert::Abnormal => flags.insert(StatusFlags::OVER),
-            Alert::AbnormalCleared => flags.remove(StatusFlags::OVER),
             Alert::EepromChanged => {
                 if self.slow_idx.is_none() {
                     self.next_slow_at = now;
                 }
             }
             Alert::AboutToTurnOff | Alert::CheckAlarmRegister => {}
-        }
-        let status_alert = !matches!(
-            alert,
-            Alert::EepromChanged | Alert::AboutToTurnOff | Alert::CheckAlarmRegister
-        );
-        if status_alert {
-            if flags != before || self.snap.status.is_none() {
-                self.set_status(now, flags);
+            _ => {
+                if self.provisional.is_full() {
+                    self.provisional.remove(0);
+                }
+                let _ = self.provisional.push((alert, now));
+                self.status_urgent = true;
             }
-            // Confirm with a fresh Q as soon as the current exchange is over.
-            self.status_urgent = true;
+        }
+    }
+
+    /// A `Q` reply begun at `asked` arrived: settle the alerts that came before it. One the
+    /// status contradicts (a lone `!` while `Q` says on line, a late `$` while it still says
+    /// on battery) is counted as refuted and changes nothing.
+    fn resolve_provisional(&mut self, asked: Instant, flags: StatusFlags) {
+        let mut i = 0;
+        while let Some(&(alert, at)) = self.provisional.get(i) {
+            if at > asked {
+                i += 1;
+                continue;
+            }
+            self.provisional.remove(i);
+            if !alert_agrees(alert, flags) {
+                debug!("alert {} refuted by the status", alert.as_byte());
+                self.snap.refuted_alerts = self.snap.refuted_alerts.saturating_add(1);
+                self.emit(LinkEvent::AlertRefuted(alert));
+            }
         }
     }
 
     fn set_status(&mut self, now: Instant, new: StatusFlags) {
         let old = self.snap.status.map(|s| s.value);
+        if let Some(asked) = self.q_started {
+            self.resolve_provisional(asked, new);
+        }
+        let was_ob = old.is_some_and(|f| f.contains(StatusFlags::OB));
+        let is_ob = new.contains(StatusFlags::OB);
+        if is_ob && !was_ob {
+            self.on_transfer_to_battery(now);
+        } else if was_ob && !is_ob {
+            self.on_back_from_battery(now);
+        }
         if old != Some(new) {
             self.emit(LinkEvent::StatusChanged { old, new });
         }
@@ -825,6 +912,145 @@ impl State {
             value: new,
             at: now,
         });
+        self.sync_cause_flags();
+    }
+
+    // ---------------------------------------------------------------- self-test vs outage
+
+    /// `Q` just went on battery. A self-test (ours, the UPS's schedule, the front panel) does
+    /// that too; `G` tells them apart, so it is read next and the transfer stays "cause
+    /// pending" until it answers (bounded by [`CAUSE_WAIT`]).
+    fn on_transfer_to_battery(&mut self, now: Instant) {
+        self.self_test = None;
+        if self.supported.contains(b'G') {
+            self.cause_check = Some(now);
+            self.urgent_g = true;
+        } else if self
+            .test_ordered_at
+            .is_some_and(|t| now.saturating_since(t) <= ORDERED_TEST_WINDOW)
+        {
+            self.start_self_test(now);
+        }
+    }
+
+    fn on_back_from_battery(&mut self, now: Instant) {
+        self.cause_check = None;
+        self.urgent_g = false;
+        if let Some(t) = &mut self.self_test {
+            t.ending = true;
+            t.since = now;
+            if self.supported.contains(b'X') {
+                self.urgent_x = true;
+            } else {
+                self.self_test = None;
+            }
+        }
+    }
+
+    fn start_self_test(&mut self, now: Instant) {
+        info!("self-test in progress (on battery on purpose)");
+        self.test_ordered_at = None;
+        self.self_test = Some(SelfTestTrack {
+            ending: false,
+            since: now,
+            x_before: self.snap.self_test.map(|x| x.value),
+        });
+        if self.supported.contains(b'X') {
+            // Watch `X`: a new result while still on battery ends the test early.
+            self.urgent_x = false;
+        }
+    }
+
+    /// `G` answered (or gave up) for an exchange begun at `asked`.
+    fn cause_known(&mut self, now: Instant, asked: Instant) {
+        let Some(since) = self.cause_check else {
+            return;
+        };
+        if asked < since {
+            return; // Asked before the transfer: says nothing about it.
+        }
+        self.cause_check = None;
+        let fresh = self
+            .snap
+            .last_transfer
+            .filter(|c| c.at >= since)
+            .map(|c| c.value);
+        let ordered = self
+            .test_ordered_at
+            .is_some_and(|t| since.saturating_since(t) <= ORDERED_TEST_WINDOW);
+        if fresh == Some(TransferCause::SelfTest) || (fresh.is_none() && ordered) {
+            self.start_self_test(now);
+        }
+        self.sync_cause_flags();
+    }
+
+    /// `X` was read by an exchange begun at `asked`.
+    fn self_test_result_read(&mut self, asked: Instant) {
+        let Some(t) = self.self_test else { return };
+        if asked < t.since {
+            return;
+        }
+        let x = self.snap.self_test.map(|x| x.value);
+        if t.ending || x != t.x_before {
+            // Back on line with the result in hand, or a new result while still on battery
+            // (the test ended and mains is gone: from now on this is an outage).
+            self.self_test = None;
+            self.sync_cause_flags();
+        }
+    }
+
+    /// Time limits on the cause check and the self-test (a unit that never answers, a test
+    /// that never ends, must not hide an outage).
+    fn expire_cause(&mut self, now: Instant) {
+        if self
+            .cause_check
+            .is_some_and(|t| now.saturating_since(t) >= CAUSE_WAIT)
+        {
+            warn!("no transfer cause within the wait: treated as a power failure");
+            self.cause_check = None;
+            self.urgent_g = false;
+        }
+        if let Some(t) = self.self_test {
+            let limit = if t.ending {
+                SELF_TEST_RESULT_WAIT
+            } else {
+                SELF_TEST_MAX
+            };
+            if now.saturating_since(t.since) >= limit {
+                if !t.ending {
+                    warn!("self-test still on battery after its limit: treated as a power failure");
+                }
+                self.self_test = None;
+                self.urgent_x = false;
+            }
+        }
+        self.sync_cause_flags();
+    }
+
+    fn cause_deadline(&self) -> Option<Instant> {
+        let c = self.cause_check.map(|t| t + CAUSE_WAIT);
+        let t = self.self_test.map(|t| {
+            t.since
+                + if t.ending {
+                    SELF_TEST_RESULT_WAIT
+                } else {
+                    SELF_TEST_MAX
+                }
+        });
+        match (c, t) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn sync_cause_flags(&mut self) {
+        let pending = self.cause_check.is_some();
+        let testing = self.self_test.is_some();
+        if self.snap.power_cause_pending != pending || self.snap.self_test_running != testing {
+            self.snap.power_cause_pending = pending;
+            self.snap.self_test_running = testing;
+            self.updated = true;
+        }
     }
 
     // ---------------------------------------------------------------- completion
@@ -914,6 +1140,11 @@ impl State {
 
     /// Moves the discovery / settings pass on after an item finished (or was given up).
     fn query_done(&mut self, now: Instant, ex: &Exchange) {
+        match ex.cmd {
+            Command::TransferCause => self.cause_known(now, ex.started),
+            Command::SelfTestResult => self.self_test_result_read(ex.started),
+            _ => {}
+        }
         match ex.purpose {
             Purpose::Discovery(i) => {
                 if ex.cmd == Command::ProtocolInfo && self.snap.protocol.is_none() {
@@ -1022,6 +1253,13 @@ impl State {
         self.slow_idx = None;
         self.failures = 0;
         self.status_urgent = false;
+        self.provisional.clear();
+        self.q_started = None;
+        self.cause_check = None;
+        self.urgent_g = false;
+        self.urgent_x = false;
+        self.self_test = None;
+        self.sync_cause_flags();
     }
 
     fn reset(&mut self, now: Instant) {
@@ -1046,6 +1284,13 @@ impl State {
         self.slow_idx = None;
         self.failures = 0;
         self.status_urgent = false;
+        self.provisional.clear();
+        self.q_started = None;
+        self.cause_check = None;
+        self.urgent_g = false;
+        self.urgent_x = false;
+        self.self_test = None;
+        self.sync_cause_flags();
     }
 
     fn shutdown_link(&mut self, now: Instant) {
@@ -1371,6 +1616,9 @@ impl State {
     }
 
     fn finish_request(&mut self, now: Instant, a: Active, result: RequestResult) {
+        if matches!(a.req, UpsRequest::SelfTest) && matches!(result, RequestResult::Done) {
+            self.test_ordered_at = Some(now);
+        }
         if matches!(a.req, UpsRequest::SetSetting { .. }) && matches!(result, RequestResult::Done) {
             // Re-read all settings now: one change can move others (e.g. `o` moves `u`/`l`).
             self.slow_idx = None;
@@ -1396,6 +1644,20 @@ impl State {
             });
         }
         self.fail_queued(f);
+    }
+}
+
+/// Whether a status reading bears out an alert.
+fn alert_agrees(alert: Alert, f: StatusFlags) -> bool {
+    match alert {
+        Alert::LineFail => f.contains(StatusFlags::OB),
+        Alert::LineRestored => f.contains(StatusFlags::OL) && !f.contains(StatusFlags::OB),
+        Alert::LowBattery => f.contains(StatusFlags::LB),
+        Alert::BatteryRestored => !f.contains(StatusFlags::LB),
+        Alert::ReplaceBattery => f.contains(StatusFlags::RB),
+        Alert::Abnormal => f.contains(StatusFlags::OVER),
+        Alert::AbnormalCleared => !f.contains(StatusFlags::OVER),
+        Alert::EepromChanged | Alert::AboutToTurnOff | Alert::CheckAlarmRegister => true,
     }
 }
 

@@ -17,8 +17,10 @@
 //! Behaviour: `Y`→`SM` handshake with retries and backoff; discovery (`a`, then only the
 //! commands the UPS lists); `Q` every `status_interval`; measurements rotated within a byte
 //! budget ([`LinkConfig::reply_budget_bytes_per_sec`]); settings refreshed every
-//! `slow_poll_interval`; alerts acted on once the line has been quiet around them for
-//! [`LinkConfig::alert_quiet`] (line noise is counted and answered with a `Q` re-read); one
+//! `slow_poll_interval`; an alert makes the driver read `Q` at once once the line has been quiet
+//! around it for [`LinkConfig::alert_quiet`] (the status comes from `Q` alone, so a noise byte
+//! cannot fake a power failure); a transfer to battery reads `G` next to tell a self-test
+//! from an outage; one
 //! exchange at a time, paced multi-byte commands with nothing else sent in between.
 
 mod config;
@@ -53,10 +55,15 @@ pub enum LinkEvent {
     CommEstablished,
     /// No valid replies (after the retries); reported once per outage.
     CommLost,
-    /// An alert was confirmed: its byte had a quiet line on both sides (reported
-    /// [`LinkConfig::alert_quiet`] after it arrived), or it came right before a valid reply.
-    /// Reported before any status re-read.
+    /// An alert passed the line-noise check: its byte had a quiet line on both sides
+    /// (reported [`LinkConfig::alert_quiet`] after it arrived), or it came right before a
+    /// valid reply. It is provisional: the status changes only when the `Q` re-read that
+    /// follows at once says so ([`LinkEvent::StatusChanged`]), or the alert is refuted.
     Alert(Alert),
+    /// The `Q` read after an alert contradicted it (a noise byte that looked like an alert,
+    /// a late `$` while the UPS is still on battery); counted in
+    /// [`UpsSnapshot::refuted_alerts`].
+    AlertRefuted(Alert),
     /// Alert bytes were discarded as line noise (coalesced: one per burst); a `Q` re-read
     /// follows, so a real change hidden in the burst is still seen.
     LineNoise {

@@ -130,7 +130,7 @@ pub struct UpsSnapshot {
     pub comm: CommState,
     /// When `comm` last changed.
     pub comm_since: Option<Instant>,
-    /// `Q` (also updated by alerts).
+    /// `Q`. Alerts never change it: they only make the driver read `Q` at once.
     pub status: Option<Stamped<StatusFlags>>,
     pub measurements: Measurements,
     pub identity: Identity,
@@ -150,4 +150,13 @@ pub struct UpsSnapshot {
     pub noise_alerts: u32,
     /// Non-alert bytes that arrived while no reply was expected (line noise, late replies).
     pub garbage_bytes: u32,
+    /// Alerts that passed the line-noise check but the next `Q` contradicted.
+    pub refuted_alerts: u32,
+    /// `Q` went on battery and `G` (the transfer's cause) has not answered yet: whether this
+    /// is an outage or a self-test is not known. Bounded (2 s); nothing should act on the
+    /// transfer meanwhile.
+    pub power_cause_pending: bool,
+    /// The UPS is running a battery self-test (on battery on purpose; `G` said so, or our
+    /// own `W` preceded the transfer), from the transfer until its `X` result is read.
+    pub self_test_running: bool,
 }

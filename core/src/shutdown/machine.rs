@@ -116,10 +116,18 @@ pub enum Phase {
         since: Instant,
         until: Instant,
     },
-    /// The OS shutdown was started. Terminal: nothing cancels it.
+    /// The OS shutdown was started. Nothing cancels it.
     OsShutdown {
         reason: ShutdownReason,
         since: Instant,
+    },
+    /// The host reported the OS shutdown done and this machine still runs (simulation, or
+    /// a halt that did not take the service down). No new sequence starts until the UPS is
+    /// back on line, then the machine is idle again.
+    Completed {
+        reason: ShutdownReason,
+        since: Instant,
+        at: Instant,
     },
 }
 
@@ -262,6 +270,11 @@ enum Seq {
     OsShutdown {
         reason: ShutdownReason,
         since: Instant,
+    },
+    Completed {
+        reason: ShutdownReason,
+        since: Instant,
+        at: Instant,
     },
 }
 
@@ -408,8 +421,11 @@ impl ShutdownMachine {
         // On Battery / Input Power Restored, on the *effective* power state: a runtime
         // calibration runs on battery on purpose and is not an outage.
         if let Some(raw) = self.on_battery {
+            // A self-test transfers to battery on purpose too (apcupsd and PowerChute make the
+            // same distinction); Low Runtime, on the raw state, stays armed through both.
             let calibrating = self.calibration == Some(CalibrationState::Running);
-            let eff = raw && !calibrating;
+            let testing = self.self_test == Some(SelfTestResult::InProgress);
+            let eff = raw && !calibrating && !testing;
             if eff && !self.active.contains(EventId::OnBattery) {
                 self.outage_since = Some(now);
             } else if !eff {
@@ -453,7 +469,7 @@ impl ShutdownMachine {
         };
         match self.seq {
             Seq::CommandFile { until, .. } => consider(until),
-            Seq::OsShutdown { .. } => {}
+            Seq::OsShutdown { .. } | Seq::Completed { .. } => {}
             Seq::Idle => {
                 for (i, t) in TRIGGERS.iter().enumerate() {
                     if let Some(since) = self.trig_since.get(i).copied().flatten()
@@ -489,6 +505,62 @@ impl ShutdownMachine {
         best
     }
 
+    /// The host ran the OS shutdown and is still here (simulation: the step is only logged).
+    /// The sequence is over: [`Phase::Completed`] until the UPS is back on line. Never
+    /// emits [`Action::CancelShutdown`]: the killpower flag stays for the halt.
+    pub fn os_shutdown_done(&mut self, now: Instant) {
+        let now = self.tick(now);
+        if let Seq::OsShutdown { reason, since } = self.seq {
+            self.seq = Seq::Completed {
+                reason,
+                since,
+                at: now,
+            };
+        }
+        self.step();
+    }
+
+    /// How long until a shutdown sequence starts, as far as time and the draining runtime
+    /// can tell: the earliest pending trigger, or while on battery the moment the estimated
+    /// runtime reaches a runtime trigger (Low Runtime, always; the policy's runtime level).
+    /// `Some(0)` once a sequence runs; `None` when nothing is expected (on line, or only
+    /// an unpredictable trigger such as the UPS's low-battery flag is left).
+    pub fn time_to_shutdown(&self) -> Option<Duration> {
+        if self.seq != Seq::Idle {
+            return Some(Duration::ZERO);
+        }
+        let now = self.now;
+        let mut best: Option<Instant> = None;
+        let mut consider = |t: Instant| {
+            let t = t.max(now);
+            if best.is_none_or(|b| t < b) {
+                best = Some(t);
+            }
+        };
+        if let Phase::Pending { fires_at, .. } = self.phase() {
+            consider(fires_at);
+        }
+        let est = self.est_runtime_ms();
+        if self.on_battery == Some(true)
+            && let Some(ms) = est
+        {
+            let at_level = |level_ms: u64| now + Duration(ms.saturating_sub(level_ms));
+            let lr = self.cfg.low_runtime_threshold().as_millis();
+            consider(at_level(lr.saturating_sub(1)));
+            let eff_ob = self.active.contains(EventId::OnBattery);
+            if eff_ob {
+                let lb = secs(self.cfg.low_battery_runtime_s).as_millis();
+                if lb > 0 && self.cfg.policy != ShutdownPolicy::LowRuntimeOnly {
+                    consider(at_level(lb.saturating_sub(1)) + secs(self.cfg.low_battery_delay_s));
+                }
+                if let ShutdownPolicy::Threshold { runtime_s, .. } = self.cfg.policy {
+                    consider(at_level(secs(runtime_s).as_millis()));
+                }
+            }
+        }
+        best.map(|t| t - now)
+    }
+
     /// The host's shutdown command file finished before its configured duration.
     pub fn command_file_finished(&mut self, now: Instant) {
         let now = self.tick(now);
@@ -507,7 +579,9 @@ impl ShutdownMachine {
         let now = self.tick(now);
         self.step();
         match &mut self.seq {
-            Seq::OsShutdown { .. } => Err(RequestError::AlreadyShuttingDown),
+            Seq::OsShutdown { .. } | Seq::Completed { .. } => {
+                Err(RequestError::AlreadyShuttingDown)
+            }
             Seq::CommandFile { reason, .. } => {
                 *reason = ShutdownReason::ShutdownNow;
                 Ok(())
@@ -552,7 +626,9 @@ impl ShutdownMachine {
         self.tick(now);
         self.step();
         match self.seq {
-            Seq::OsShutdown { .. } => Err(RequestError::AlreadyShuttingDown),
+            Seq::OsShutdown { .. } | Seq::Completed { .. } => {
+                Err(RequestError::AlreadyShuttingDown)
+            }
             Seq::CommandFile { .. } => Err(RequestError::Busy),
             Seq::Idle => {
                 self.push_action(Action::TurnOffUpsNow { mode });
@@ -568,7 +644,7 @@ impl ShutdownMachine {
     pub fn cancel(&mut self, now: Instant) -> Result<(), CancelError> {
         let now = self.tick(now);
         self.step();
-        if let Seq::OsShutdown { .. } = self.seq {
+        if let Seq::OsShutdown { .. } | Seq::Completed { .. } = self.seq {
             return Err(CancelError::TooLate);
         }
         if self.trigger_cond(Trigger::LowRuntime) {
@@ -612,6 +688,7 @@ impl ShutdownMachine {
                 until,
             },
             Seq::OsShutdown { reason, since } => Phase::OsShutdown { reason, since },
+            Seq::Completed { reason, since, at } => Phase::Completed { reason, since, at },
             Seq::Idle => {
                 let mut best = Phase::Idle;
                 for (i, t) in TRIGGERS.iter().enumerate() {
@@ -645,7 +722,8 @@ impl ShutdownMachine {
             Phase::Idle => None,
             Phase::Pending { reason, .. }
             | Phase::CommandFile { reason, .. }
-            | Phase::OsShutdown { reason, .. } => Some(reason),
+            | Phase::OsShutdown { reason, .. }
+            | Phase::Completed { reason, .. } => Some(reason),
         }
     }
 
@@ -689,7 +767,9 @@ impl ShutdownMachine {
         let now = self.tick(now);
         self.step();
         match self.seq {
-            Seq::OsShutdown { .. } => Err(RequestError::AlreadyShuttingDown),
+            Seq::OsShutdown { .. } | Seq::Completed { .. } => {
+                Err(RequestError::AlreadyShuttingDown)
+            }
             Seq::CommandFile { .. } => Err(RequestError::Busy),
             Seq::Idle => {
                 self.start_sequence(now, reason, turn_off);
@@ -702,6 +782,13 @@ impl ShutdownMachine {
     /// power returning win over a deadline passing at the same instant.
     fn step(&mut self) {
         let now = self.now;
+        if let Seq::Completed { .. } = self.seq
+            && self.comm == Some(true)
+            && self.on_battery == Some(false)
+        {
+            // The UPS is back on line after a completed sequence: ready for the next one.
+            self.seq = Seq::Idle;
+        }
         self.update_derived_events(now);
         self.update_triggers(now);
         self.check_cause_ended(now);
@@ -1007,9 +1094,10 @@ impl ShutdownMachine {
             return;
         }
         let id = match r {
+            SelfTestResult::InProgress => EventId::SelfTestStarted,
             SelfTestResult::Passed => EventId::SelfTestPassed,
             SelfTestResult::Failed => EventId::SelfTestFailed,
-            SelfTestResult::NoResult | SelfTestResult::InProgress => return,
+            SelfTestResult::NoResult => return,
         };
         self.push_event(Event::active(id, now));
     }

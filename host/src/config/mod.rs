@@ -6,6 +6,8 @@
 //! * [`model`]: the typed [`Config`], its defaults and ranges, and the single validating
 //!   setter [`Config::set`] used by loading, the web UI and the CLI alike.
 //! * [`events`], [`schedule`]: the two sections with a small grammar of their own.
+//! * `file_only`: the keys naming a program or a file, which only the file may change
+//!   ([`Config::file_only_refusal`]).
 //!
 //! Loading never fails ([`load`]): an unusable main file falls back to `upsguard_backup.ini`
 //! (the service logs `config_backup_used`), then to defaults; a bad value keeps its default
@@ -13,6 +15,7 @@
 //! typed, validated, atomic and `0600`, and refreshes the backup.
 
 pub mod events;
+mod file_only;
 pub mod ini;
 pub mod model;
 pub mod notifications;
@@ -22,6 +25,7 @@ pub mod values;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::fs::OpenOptions;
 use std::io::{self, Read};
@@ -30,6 +34,7 @@ use std::path::{Path, PathBuf};
 use crate::atomic::{self, AtomicWriteError, MODE_PRIVATE};
 
 pub use events::{EVENTS, EventActions, EventSpec, Events};
+pub use file_only::FILE_ONLY_KEYS;
 pub use ini::ParseError;
 pub use model::{
     Access, Communication, Community, Config, Credentials, IpPrefix, Logging, NetService,
@@ -86,6 +91,8 @@ pub enum ConfigError {
     },
     /// The atomic write failed; the previous file is intact.
     Write(AtomicWriteError),
+    /// The file is writable by others or owned by another user, so it is not used.
+    Insecure(crate::files::Refusal),
 }
 
 impl ConfigError {
@@ -129,6 +136,7 @@ impl fmt::Display for ConfigError {
                 )
             }
             Self::Write(e) => write!(f, "cannot save configuration: {e}"),
+            Self::Insecure(r) => write!(f, "{r}"),
         }
     }
 }
@@ -139,6 +147,7 @@ impl std::error::Error for ConfigError {
             Self::Io { source, .. } => Some(source),
             Self::Parse { source, .. } => Some(source),
             Self::Write(e) => Some(e),
+            Self::Insecure(r) => Some(r),
             _ => None,
         }
     }
@@ -171,6 +180,8 @@ pub enum WarningKind {
     InsecurePermissions,
     /// A `[Credentials]` section is present (it will be consumed and removed).
     CredentialsPresent,
+    /// A server is enabled that this version does not have yet (SNMP, NUT, NIS).
+    NotImplemented,
 }
 
 /// A non-fatal problem, with as much location as is known. `Display` escapes every piece of
@@ -239,6 +250,40 @@ pub struct LoadOutcome {
     pub main_error: Option<ConfigError>,
     /// The backup was rewritten from the main file during this load.
     pub backup_refreshed: bool,
+    /// `(section, key)` pairs present in the file that was used, lowercase, so a caller can
+    /// tell an explicit value from a default.
+    pub explicit: BTreeSet<(String, String)>,
+    /// The backup was needed but refused for its owner or mode.
+    pub backup_refusal: Option<crate::files::Refusal>,
+}
+
+impl LoadOutcome {
+    /// Whether the file that was used sets `[section] key` (ASCII case-insensitive).
+    pub fn is_explicit(&self, section: &str, key: &str) -> bool {
+        self.explicit
+            .contains(&(section.to_ascii_lowercase(), key.to_ascii_lowercase()))
+    }
+
+    /// Files refused for their owner or mode during this load (main and/or backup).
+    pub fn refusals(&self) -> Vec<&crate::files::Refusal> {
+        let mut out = Vec::new();
+        if let Some(ConfigError::Insecure(r)) = &self.main_error {
+            out.push(r);
+        }
+        out.extend(self.backup_refusal.iter());
+        out
+    }
+}
+
+fn explicit_keys(doc: &ini::Document) -> BTreeSet<(String, String)> {
+    doc.sections
+        .iter()
+        .flat_map(|s| {
+            s.entries
+                .iter()
+                .map(|e| (s.name.to_ascii_lowercase(), e.key.to_ascii_lowercase()))
+        })
+        .collect()
 }
 
 /// Read a config file: regular files only, at most [`ini::MAX_FILE_BYTES`], never blocking on
@@ -263,6 +308,9 @@ fn read_file(path: &Path) -> Result<(Vec<u8>, Option<u32>), ConfigError> {
             path: path.to_path_buf(),
         });
     }
+    // Checked on the open descriptor, so the file inspected is the file read. Whoever can
+    // write it could change the OS shutdown command or reset the administrator.
+    crate::files::check_trusted_file(path, &md).map_err(ConfigError::Insecure)?;
     let limit = ini::MAX_FILE_BYTES;
     let too_large = |size| ConfigError::Parse {
         path: Some(path.to_path_buf()),
@@ -351,6 +399,8 @@ pub fn load(main_path: &Path, backup_path: &Path) -> LoadOutcome {
                 source: ConfigSource::Main,
                 main_error: None,
                 backup_refreshed,
+                explicit: explicit_keys(&doc),
+                backup_refusal: None,
             }
         }
         Err(main_err) => {
@@ -376,9 +426,15 @@ pub fn load(main_path: &Path, backup_path: &Path) -> LoadOutcome {
                         source: ConfigSource::Backup,
                         main_error: Some(main_err),
                         backup_refreshed: false,
+                        explicit: explicit_keys(&doc),
+                        backup_refusal: None,
                     }
                 }
                 Err(bak_err) => {
+                    let backup_refusal = match &bak_err {
+                        ConfigError::Insecure(r) => Some(r.clone()),
+                        _ => None,
+                    };
                     warnings.push(ConfigWarning::file(
                         WarningKind::BackupUnusable,
                         backup_path,
@@ -399,6 +455,8 @@ pub fn load(main_path: &Path, backup_path: &Path) -> LoadOutcome {
                         source: ConfigSource::Defaults,
                         main_error: Some(main_err),
                         backup_refreshed: false,
+                        explicit: BTreeSet::new(),
+                        backup_refusal,
                     }
                 }
             }
@@ -540,6 +598,31 @@ impl fmt::Display for Report {
 }
 
 /// Check a file without loading it into the service: syntax, every value, permissions.
+/// What `config check`, the service log and the status say about an enabled server that
+/// does not exist yet.
+pub fn not_implemented_message(what: &str) -> String {
+    format!(
+        "enabled, but the {what} is not implemented yet in this version: nothing listens and the settings have no effect"
+    )
+}
+
+impl Config {
+    /// Enabled sections whose server does not exist yet: (section, server name).
+    pub fn unimplemented_servers(&self) -> Vec<(&'static str, &'static str)> {
+        let mut v = Vec::new();
+        if self.snmp.enabled {
+            v.push(("SNMP", "SNMP agent"));
+        }
+        if self.nut.enabled {
+            v.push(("NUT", "NUT network server"));
+        }
+        if self.nis.enabled {
+            v.push(("NIS", "apcupsd NIS server"));
+        }
+        v
+    }
+}
+
 pub fn validate_file(path: &Path) -> Report {
     let mut report = Report {
         path: path.to_path_buf(),
@@ -572,9 +655,23 @@ pub fn validate_file(path: &Path) -> Report {
             return report;
         }
     };
-    let (_, ws) = Config::from_document(&doc);
+    let (cfg, ws) = Config::from_document(&doc);
+    for (section, what) in cfg.unimplemented_servers() {
+        report.warnings.push(ConfigWarning {
+            kind: WarningKind::NotImplemented,
+            file: None,
+            line: None,
+            section: Some(section.into()),
+            key: Some("enabled".into()),
+            message: not_implemented_message(what),
+        });
+    }
     for w in ws {
-        if w.kind == WarningKind::InvalidValue {
+        // An unknown key is usually a typo (`polcy`) that silently leaves a default in force.
+        if matches!(
+            w.kind,
+            WarningKind::InvalidValue | WarningKind::UnknownKey | WarningKind::UnknownSection
+        ) {
             report.errors.push(w);
         } else {
             report.warnings.push(w);

@@ -1129,8 +1129,13 @@ impl Config {
                     kind: WarningKind::UnknownSection,
                     file: None,
                     message: format!(
-                        "unknown section; its {} entries are ignored",
-                        s.entries.len()
+                        "unknown section; its {} entries are ignored{}",
+                        s.entries.len(),
+                        did_you_mean(
+                            &s.name,
+                            SectionId::ALL.iter().map(|s| s.name()),
+                            |n| format!("[{n}]")
+                        )
                     ),
                 }),
                 Some(sid) if seen_sections.contains(&sid) => warnings.push(ConfigWarning {
@@ -1169,7 +1174,16 @@ impl Config {
                 if let Err(err) = cfg.set(sid.name(), &e.key, &e.value) {
                     let (kind, message) = match err {
                         ConfigError::UnknownKey { .. } => {
-                            (WarningKind::UnknownKey, "unknown key; ignored".to_string())
+                            let known = known_keys(sid);
+                            let hint = did_you_mean(
+                                &e.key,
+                                known.iter().map(String::as_str),
+                                str::to_string,
+                            );
+                            (
+                                WarningKind::UnknownKey,
+                                format!("unknown key; ignored{hint}"),
+                            )
                         }
                         ConfigError::InvalidValue { rule, .. }
                         | ConfigError::InvalidKey { rule, .. } => {
@@ -1196,6 +1210,73 @@ impl Config {
         warnings.sort_by_key(|w| w.line);
         (cfg, warnings)
     }
+}
+
+/// Every key a section knows (for suggestions). `[Schedule]` keys are free-form names.
+pub(crate) fn known_keys(sid: SectionId) -> Vec<String> {
+    match sid {
+        SectionId::Credentials => ["username", "password", "pkcs12_password", "smtp_password"]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        SectionId::Events => super::events::EVENTS
+            .iter()
+            .map(|e| e.id.to_string())
+            .collect(),
+        _ => Config::default()
+            .section_entries(sid)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect(),
+    }
+}
+
+/// Edit distance (insertions, deletions, substitutions; ASCII case-insensitive).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<u8> = a.bytes().map(|c| c.to_ascii_lowercase()).collect();
+    let b: Vec<u8> = b.bytes().map(|c| c.to_ascii_lowercase()).collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = Vec::with_capacity(b.len() + 1);
+        cur.push(i + 1);
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev.get(j).copied().unwrap_or(usize::MAX) + usize::from(ca != cb);
+            let del = prev
+                .get(j + 1)
+                .copied()
+                .unwrap_or(usize::MAX)
+                .saturating_add(1);
+            let ins = cur.get(j).copied().unwrap_or(usize::MAX).saturating_add(1);
+            cur.push(sub.min(del).min(ins));
+        }
+        prev = cur;
+    }
+    prev.last().copied().unwrap_or(0)
+}
+
+/// The known name closest to `word`, if it is close enough to be a typo of it.
+pub(crate) fn closest<'a>(word: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    // Long names tolerate more typos; a one-letter key matches nothing by accident.
+    let limit = (word.len() / 3).clamp(1, 3);
+    known
+        .map(|k| (edit_distance(word, k), k))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// ` (did you mean `policy`?)`, or nothing.
+fn did_you_mean<'a>(
+    word: &str,
+    known: impl Iterator<Item = &'a str>,
+    show: impl Fn(&str) -> String,
+) -> String {
+    if word.len() > 64 {
+        return String::new();
+    }
+    closest(word, known)
+        .map(|k| format!(" (did you mean `{}`?)", show(k)))
+        .unwrap_or_default()
 }
 
 /// One-line reminders written above the sections whose syntax is not obvious.

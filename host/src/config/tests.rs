@@ -776,16 +776,16 @@ fn validate_file_reports_with_lines_and_exit_codes() {
     );
     let r = validate_file(&d.main);
     assert_eq!(r.exit_code(), 1);
-    assert_eq!(r.errors.len(), 1);
     assert_eq!(
-        kinds(&r.warnings),
-        [WarningKind::UnknownKey, WarningKind::CredentialsPresent]
+        kinds(&r.errors),
+        [WarningKind::InvalidValue, WarningKind::UnknownKey]
     );
+    assert_eq!(kinds(&r.warnings), [WarningKind::CredentialsPresent]);
     let s = r.to_string();
-    assert!(s.contains("1 error, 2 warnings"), "{s}");
+    assert!(s.contains("2 errors, 1 warning"), "{s}");
     assert!(s.contains("error: line 2: [Web] \"port\""), "{s}");
     assert!(
-        s.contains("warning: line 3: [Web] \"shiny\": unknown key"),
+        s.contains("error: line 3: [Web] \"shiny\": unknown key"),
         "{s}"
     );
 
@@ -993,4 +993,99 @@ proptest! {
         prop_assert!(out.warnings.is_empty(), "{:?}", out.warnings);
         prop_assert_eq!(out.config, c);
     }
+}
+
+// ----- unknown names, suggestions, refused files -----------------------------------------
+
+#[test]
+fn unknown_keys_and_sections_are_errors_with_a_suggestion() {
+    let d = dir();
+    write(
+        &d.main,
+        "[Shutdown]\npolcy = immediately\n[Shutdwn]\npolicy = low_battery\n[Web]\nzzzzzzzz = 1\n[Events]\non_batery = log\n",
+    );
+    let r = validate_file(&d.main);
+    assert_eq!(r.exit_code(), 1, "{r}");
+    let s = r.to_string();
+    assert!(
+        s.contains(
+            "error: line 2: [Shutdown] \"polcy\": unknown key; ignored (did you mean `policy`?)"
+        ),
+        "{s}"
+    );
+    assert!(
+        s.contains("error: line 3: [Shutdwn]: unknown section; its 1 entries are ignored (did you mean `[Shutdown]`?)"),
+        "{s}"
+    );
+    assert!(
+        s.contains("error: line 6: [Web] \"zzzzzzzz\": unknown key; ignored\n"),
+        "no far-fetched suggestion: {s}"
+    );
+    assert!(s.contains("(did you mean `on_battery`?)"), "{s}");
+    assert_eq!(r.errors.len(), 4, "{s}");
+}
+
+#[test]
+fn closest_name_needs_to_be_close() {
+    use super::model::closest;
+    let keys = ["policy", "on_battery_delay_s", "turn_off_ups"];
+    assert_eq!(closest("polcy", keys.into_iter()), Some("policy"));
+    assert_eq!(closest("POLICY", keys.into_iter()), Some("policy"));
+    assert_eq!(closest("x", keys.into_iter()), None);
+    assert_eq!(
+        closest("turn_of_ups", keys.into_iter()),
+        Some("turn_off_ups")
+    );
+    assert_eq!(closest("banana", keys.into_iter()), None);
+}
+
+#[cfg(unix)]
+#[test]
+fn group_writable_config_is_refused_and_the_backup_used() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = dir();
+    write(&d.main, "[Shutdown]\nos_shutdown_command = /bin/evil\n");
+    write(&d.backup, "[Web]\nport = 8443\n");
+    fs::set_permissions(&d.main, fs::Permissions::from_mode(0o664)).unwrap();
+    let out = load(&d.main, &d.backup);
+    assert!(matches!(out.main_error, Some(ConfigError::Insecure(_))));
+    assert!(out.used_backup);
+    assert_eq!(out.config.web.port, 8443);
+    assert_ne!(
+        out.config.shutdown.os_shutdown_command.to_string(),
+        "/bin/evil"
+    );
+    assert_eq!(out.refusals().len(), 1);
+    assert!(
+        out.refusals()[0]
+            .to_string()
+            .contains("writable by group or others"),
+        "{:?}",
+        out.refusals()
+    );
+    assert!(out.is_explicit("web", "PORT"));
+    // Backup refused too: built-in defaults.
+    fs::set_permissions(&d.backup, fs::Permissions::from_mode(0o666)).unwrap();
+    let out = load(&d.main, &d.backup);
+    assert_eq!(out.source, ConfigSource::Defaults);
+    assert_eq!(out.refusals().len(), 2);
+    assert_eq!(out.config, Config::default());
+    // `config check` says so and fails.
+    let r = validate_file(&d.main);
+    assert_eq!(r.exit_code(), 1);
+    assert!(r.to_string().contains("refused"), "{r}");
+}
+
+#[test]
+fn enabled_network_servers_are_reported_as_not_implemented() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("upsguard.ini");
+    std::fs::write(&p, "[SNMP]\nenabled = true\n[NIS]\nenabled = true\n").unwrap();
+    let report = validate_file(&p);
+    let text = report.to_string();
+    assert!(text.contains("SNMP agent is not implemented yet"), "{text}");
+    assert!(text.contains("NIS server is not implemented yet"), "{text}");
+    assert!(!text.contains("NUT network server"), "{text}");
+    // A notice, not an error: a file written for a later version still loads.
+    assert!(report.is_ok(), "{text}");
 }

@@ -19,11 +19,11 @@ pub fn parse_range(value: &str, min: u32, max: u32) -> Result<u32, String> {
             u32::try_from(n).map_err(|_| format!("must be a whole number from {min} to {max}"))
         }
         Ok(n) if n < u64::from(min) => Err(format!(
-            "{n} is below the minimum {min} (allowed {min}..={max})"
+            "{n} is below the minimum {min} (allowed: {min} to {max})"
         )),
         // Digits only, so echoing the value is safe; it may not fit in u64.
         _ => Err(format!(
-            "{value} is above the maximum {max} (allowed {min}..={max})"
+            "{value} is above the maximum {max} (allowed: {min} to {max})"
         )),
     }
 }

@@ -7,16 +7,16 @@
 //! signals. Nothing in it blocks: command files and the OS shutdown run in the blocking pool.
 
 mod monitor;
-mod notify;
+pub mod plan;
+pub mod requests;
 mod schedule;
+mod systemd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
 use tracing_subscriber::EnvFilter;
-
-pub use monitor::observation_from_snapshot;
 
 /// Command-line options of `upsguard run`.
 #[derive(Debug, Clone, Args)]
@@ -105,9 +105,13 @@ pub fn main(args: RunArgs, socket: PathBuf) -> ExitCode {
     // afterwards); schedules are in host local time.
     let local_offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
     let paths = Paths::resolve(&args, socket);
-    // One worker thread is plenty for a few sockets; the link has its own thread and command
-    // files run on the blocking pool.
-    let rt = match tokio::runtime::Builder::new_current_thread()
+    // The roles get threads of their own: the driver (port + shutdown decision) its own OS
+    // thread; the monitor loop runs here, on the thread that calls block_on; the servers
+    // (control socket, web) on the one worker. So a monitor busy with Argon2 or a slow disk
+    // delays no reader, and a flood of clients delays no shutdown decision. Command files run
+    // on the blocking pool.
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
     {

@@ -4,30 +4,37 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::sync::Arc;
 use time::{OffsetDateTime, UtcOffset};
 use tokio::io::BufReader;
 use tokio::sync::{mpsc, oneshot, watch};
 use upsguard_core::event::{Event, EventId, Severity as CoreSeverity};
-use upsguard_core::link::{
-    CommState, LinkConfig, LinkEvent, RequestResult, UpsRequest, UpsSnapshot,
-};
+
+use upsguard_core::agent::HostAction;
+use upsguard_core::link::{CommState, LinkConfig, RequestResult};
 use upsguard_core::shutdown::{
-    Action, CalibrationState, Observation, Phase, SelfTestResult as ObsSelfTest, ShutdownConfig,
-    ShutdownMachine, ShutdownPolicy as CorePolicy, UpsOffMode as CoreOffMode,
+    Phase, ShutdownConfig, ShutdownPolicy as CorePolicy, UpsOffMode as CoreOffMode,
 };
 use upsguard_core::time::Duration as CoreDuration;
-use upsguard_core::wire::{SelfTestInterval, SelfTestResult, SettingVar, StatusFlags};
 
-use super::{Paths, RunArgs, notify, schedule};
+use super::{Paths, RunArgs, schedule, systemd};
 use crate::clock::Clock;
 use crate::cmdfile::{self, CmdContext, RunOptions};
 use crate::config::{self, Config};
-use crate::datalog::{DataLog, DataLogLimits, Sample, TimeRange};
-use crate::eventlog::{EventFilter, EventLog, EventLogLimits, EventRecord, EventState, Severity};
+use crate::datalog::{DataLog, DataLogLimits, Sample};
+use crate::driver::{self, DriverHandle, DriverMessage, DriverMessageKind, Operator, UpsState};
+use crate::eventlog::{EventLog, EventLogLimits, EventRecord, EventState, Severity};
 use crate::ipc::{self, Request, Response};
 use crate::killpower;
-use crate::link::{self as linkthread, LinkHandle, LinkMessage, LinkMessageKind};
 use crate::status::StatusView;
+
+mod config_api;
+mod credentials;
+mod sim;
+mod startup;
+mod web;
+
+pub use startup::run;
 
 type Reply = oneshot::Sender<Response>;
 
@@ -41,59 +48,19 @@ enum Internal {
         result: Result<cmdfile::CmdOutcome, cmdfile::CmdFileError>,
     },
     OsShutdownDone(Result<std::process::ExitStatus, String>),
+    /// The OS shutdown command succeeded B seconds ago and this process still runs: the
+    /// halt did not happen (or not yet); the sequence is over either way.
+    OsShutdownElapsed,
 }
 
-/// Maps what the link driver knows onto the shutdown machine's input.
-pub fn observation_from_snapshot(s: &UpsSnapshot) -> Observation {
-    match s.comm {
-        CommState::Lost | CommState::Closed => return Observation::comm_lost(),
-        // Until the first handshake nothing is known; saying "lost" would fire events at
-        // every start-up.
-        CommState::Connecting => return Observation::default(),
-        CommState::Established => {}
-    }
-    let flags = s.status.map(|st| st.value);
-    // Status 00 means the output is off: it says nothing about mains or the battery, so
-    // those stay "unknown" instead of reading as "back on line".
-    let off = flags.is_some_and(|f| f.is_empty());
-    let flag = |f: StatusFlags| flags.filter(|_| !off).map(|v| v.contains(f));
-    let reg2 = s.registers.reg2.map(|r| r.value.0);
-    let reg3 = s.registers.reg3.map(|r| r.value.0);
-    Observation {
-        comm_ok: Some(true),
-        on_battery: flag(StatusFlags::OB),
-        low_battery: flag(StatusFlags::LB),
-        runtime_s: s.measurements.runtime_seconds.map(|r| r.value),
-        charge_tenths: s
-            .measurements
-            .charge_percent
-            .and_then(|c| u16::try_from(c.value.tenths().clamp(0, 1000)).ok()),
-        overload: flag(StatusFlags::OVER),
-        replace_battery: flag(StatusFlags::RB),
-        // Register 2 bit 5: battery disconnected.
-        battery_disconnected: reg2.map(|r| r & 0x20 != 0),
-        // Status 00: output off (what NUT reports as OFF).
-        output_off: flags.map(|f| f.is_empty()),
-        // Register 3 bit 3: asleep after `@`.
-        sleeping: reg3.map(|r| r & 0x08 != 0),
-        boost: flag(StatusFlags::BOOST),
-        trim: flag(StatusFlags::TRIM),
-        temperature_dc: s
-            .measurements
-            .temperature
-            .and_then(|t| i16::try_from(t.value.tenths()).ok()),
-        self_test: s.self_test.map(|t| match t.value {
-            SelfTestResult::Passed => ObsSelfTest::Passed,
-            SelfTestResult::BatteryFailed | SelfTestResult::OverloadFailed => ObsSelfTest::Failed,
-            SelfTestResult::NoResult => ObsSelfTest::NoResult,
-        }),
-        calibration: flag(StatusFlags::CAL).map(|c| {
-            if c {
-                CalibrationState::Running
-            } else {
-                CalibrationState::Idle
-            }
-        }),
+/// Says plainly, at every start and reload, that an enabled network server does not exist
+/// yet: a reload that answers "OK" must not suggest that something now listens.
+fn warn_unimplemented(cfg: &Config) {
+    for (section, what) in cfg.unimplemented_servers() {
+        tracing::warn!(
+            "config: [{section}] {}",
+            config::not_implemented_message(what)
+        );
     }
 }
 
@@ -195,31 +162,15 @@ fn event_state(ev: &Event) -> EventState {
     }
 }
 
-fn phase_text(p: Phase) -> String {
-    match p {
-        Phase::Idle => "idle".into(),
-        Phase::Pending { reason, .. } => format!("pending ({reason:?})"),
-        Phase::CommandFile { reason, .. } => format!("command file running ({reason:?})"),
-        Phase::OsShutdown { reason, .. } => format!("OS shutdown started ({reason:?})"),
-    }
-}
-
-fn off_mode_line(mode: CoreOffMode) -> String {
-    match mode {
-        CoreOffMode::ShutdownReturn => "return".into(),
-        CoreOffMode::StayOff => "stay_off".into(),
-        CoreOffMode::Sleep { .. } => format!("sleep:{}", mode.sleep_tenths_of_hour().unwrap_or(1)),
-    }
-}
-
 struct Monitor {
     paths: Paths,
     cfg: Config,
     simulate: bool,
     clock: Clock,
-    link: LinkHandle,
-    snap: watch::Receiver<UpsSnapshot>,
-    machine: ShutdownMachine,
+    /// The driver thread: owns the port and the core Agent (and so the shutdown decision).
+    driver: DriverHandle,
+    /// What the driver publishes; the monitor reads it like every other reader.
+    state: watch::Receiver<Arc<UpsState>>,
     events: EventLog,
     data: DataLog,
     internal: mpsc::UnboundedSender<Internal>,
@@ -243,440 +194,46 @@ struct Monitor {
 
 type SharedStore = std::sync::Arc<std::sync::Mutex<crate::credentials::CredentialStore>>;
 
-pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result<(), String> {
-    prepare_dir(&paths.data_dir)?;
-    prepare_dir(&paths.data_dir.join(cmdfile::CMDFILES_DIR))?;
-    let loaded = config::load(&paths.config, &paths.backup);
-    for w in &loaded.warnings {
-        tracing::warn!("config: {w}");
-    }
-    let cfg = loaded.config;
-    // First start: neither the file nor its backup exists (missing, not damaged). Write the
-    // defaults, so the administrator has a complete, commented-by-key file to edit and a
-    // backup from the first minute. A damaged file is never overwritten here.
-    if matches!(loaded.source, config::ConfigSource::Defaults)
-        && !paths.config.exists()
-        && !paths.backup.exists()
-    {
-        let written = paths
-            .config
-            .parent()
-            .map_or(Ok(()), |d| {
-                use std::os::unix::fs::DirBuilderExt;
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(d)
-            })
-            .map_err(|e| e.to_string())
-            .and_then(|()| {
-                cfg.save(&paths.config, &paths.backup)
-                    .map_err(|e| e.to_string())
-            });
-        match written {
-            Ok(()) => tracing::info!(
-                "config: first start: wrote the default configuration to {}",
-                paths.config.display()
-            ),
-            Err(e) => tracing::warn!(
-                "config: cannot write the default configuration to {}: {e}",
-                paths.config.display()
-            ),
-        }
-    }
-    let simulate = args.simulate.is_some();
-
-    let mut events = EventLog::open(
-        &paths.data_dir,
-        EventLogLimits {
-            max_file_kib: cfg.logging.event_log_max_kb,
-            rotated_files: cfg.logging.event_log_files.saturating_sub(1),
-        }
-        .clamped(),
-    )
-    .map_err(|e| {
-        format!(
-            "cannot open the event log in {}: {e}",
-            paths.data_dir.display()
-        )
-    })?;
-    let data = DataLog::open(
-        &paths.data_dir,
-        DataLogLimits {
-            max_file_kib: cfg.logging.datalog_max_kb,
-            rotated_files: cfg.logging.datalog_files.saturating_sub(1),
-            ..DataLogLimits::default()
-        }
-        .clamped(),
-    )
-    .map_err(|e| {
-        format!(
-            "cannot open the data log in {}: {e}",
-            paths.data_dir.display()
-        )
-    })?;
-
-    if loaded.used_backup {
-        let why = loaded
-            .main_error
-            .as_ref()
-            .map(|e| e.to_string())
-            .unwrap_or_else(|| "unusable".into());
-        let rec = EventRecord::new(
-            EventId::ConfigBackupUsed.as_str(),
-            Severity::Warning,
-            EventState::None,
-            &format!(
-                "{} could not be used ({why}); started from the backup {}",
-                paths.config.display(),
-                paths.backup.display()
-            ),
-        );
-        let _ = events.append(&rec);
-        tracing::warn!("{}", rec.message);
-    }
-
-    // The emulator, when asked for, sits on a pty so the service uses the very same serial
-    // path as with a real UPS.
-    let _sim = if let Some(scenario) = &args.simulate {
-        Some(start_simulator(
-            &paths,
-            scenario,
-            args.sim_speed,
-            args.sim_control.clone(),
-        )?)
-    } else {
-        None
-    };
-    let device = match (&_sim, &args.device) {
-        (Some(sim), _) => sim
-            .link_path()
-            .map(Path::to_path_buf)
-            .ok_or("the emulator has no pty")?,
-        (None, Some(d)) => d.clone(),
-        (None, None) => PathBuf::from(&cfg.communication.device),
-    };
-
-    let clock = Clock::new();
-    let (link_tx, mut link_rx) = mpsc::unbounded_channel();
-    let link = linkthread::spawn(device.clone(), link_config(&cfg), clock, link_tx)
-        .map_err(|e| format!("cannot start the link thread: {e}"))?;
-    let snap = link.snapshot();
-
-    let listener = ipc::bind(&paths.socket).map_err(|e| {
-        format!(
-            "cannot create the control socket {}: {e}",
-            paths.socket.display()
-        )
-    })?;
-    let (int_tx, mut int_rx) = mpsc::unbounded_channel();
-    tokio::spawn(serve_ipc(listener, int_tx.clone()));
-
-    let machine = ShutdownMachine::new(shutdown_config(&cfg));
-    let mut m = Monitor {
-        paths,
-        cfg,
-        simulate,
-        clock,
-        link,
-        snap,
-        machine,
-        events,
-        data,
-        internal: int_tx,
-        local_offset,
-        schedules: BTreeMap::new(),
-        os_shutdown_started: false,
-        web_tls: None,
-        cert_checked: None,
-        notifier: None,
-        notify_cfg: std::sync::Arc::new(config::Notifications::default()),
-        creds: None,
-        host_name: crate::notifications::host_name(),
-    };
-    m.notify_cfg = std::sync::Arc::new(m.cfg.notifications.clone());
-    m.warn_incomplete_notifications();
-    m.plan_schedules();
-    m.log_simple(
-        EventId::MonitoringStarted,
-        &format!(
-            "monitoring {} (config {})",
-            device.display(),
-            m.paths.config.display()
-        ),
-    );
-    // The credential channels (INI reset, install file) are consumed even without the web
-    // UI: plain-text secrets must not wait in the files for it.
-    let store: Option<SharedStore> = m
-        .bootstrap_credentials()
-        .map(|s| std::sync::Arc::new(std::sync::Mutex::new(s)));
-    m.creds = store.clone();
-    let (notify_fail_tx, mut notify_fail_rx) = mpsc::unbounded_channel();
-    m.notifier = Some(crate::notifications::Notifier::spawn(
-        store.clone(),
-        notify_fail_tx,
-    ));
-    if let Some(store) = store.filter(|_| !args.no_web) {
-        // The web side asks the monitor through the same request path as the CLI.
-        let (web_tx, mut web_rx) = mpsc::unbounded_channel::<(Request, Reply)>();
-        let fwd = m.internal.clone();
-        tokio::spawn(async move {
-            while let Some((req, reply)) = web_rx.recv().await {
-                if fwd.send(Internal::Ipc(req, reply)).is_err() {
-                    break;
-                }
-            }
-        });
-        m.start_web(store, web_tx, args.web_test_clock_file.clone())
-            .await;
-    }
-    if simulate {
-        print_sim_banner(&m.paths, &device, _sim.as_ref());
-    }
-    notify::notify("READY=1");
-
-    let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut sigint = signal(tokio::signal::unix::SignalKind::interrupt())?;
-    let mut sighup = signal(tokio::signal::unix::SignalKind::hangup())?;
-    let mut datalog_tick = tokio::time::interval(Duration::from_secs(u64::from(
-        m.cfg.logging.datalog_interval_s.max(1),
-    )));
-    datalog_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let watchdog = notify::watchdog_interval();
-    let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
-    let stdin_lines = if simulate {
-        Some(spawn_stdin_reader())
-    } else {
-        None
-    };
-    let mut stdin_rx = stdin_lines;
-
-    loop {
-        let deadline = m.next_deadline();
-        tokio::select! {
-            biased;
-            Some(msg) = link_rx.recv() => m.on_link(msg),
-            _ = sleep_until(deadline) => m.on_timer(),
-            Some(msg) = int_rx.recv() => m.on_internal(msg).await,
-            Some(f) = notify_fail_rx.recv() => m.on_notify_failure(f),
-            _ = datalog_tick.tick() => m.sample_datalog(),
-            _ = watchdog_tick.tick(), if watchdog.is_some() => notify::notify("WATCHDOG=1"),
-            Some(line) = recv_opt(&mut stdin_rx) => {
-                if let Some(sim) = &_sim {
-                    println!("{}", upsguard_sim::answer_line(sim.control(&line)).trim_end());
-                }
-            }
-            _ = sighup.recv() => m.reload("configuration reloaded (SIGHUP)"),
-            _ = sigterm.recv() => break,
-            _ = sigint.recv() => break,
-        }
-        m.drain_machine();
-    }
-    notify::notify("STOPPING=1");
-    m.log_simple(EventId::MonitoringStopped, "service stopping");
-    // Leave the UPS in dumb mode (`R`) as NUT and apcupsd do.
-    m.link.stop().await;
-    let _ = std::fs::remove_file(&m.paths.socket);
-    Ok(())
-}
-
-fn signal(kind: tokio::signal::unix::SignalKind) -> Result<tokio::signal::unix::Signal, String> {
-    tokio::signal::unix::signal(kind).map_err(|e| format!("cannot install a signal handler: {e}"))
-}
-
-async fn sleep_until(deadline: Option<std::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn recv_opt(rx: &mut Option<mpsc::UnboundedReceiver<String>>) -> Option<String> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-fn prepare_dir(dir: &Path) -> Result<(), String> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| format!("cannot restrict {}: {e}", dir.display()))?;
-    }
-    Ok(())
-}
-
-fn link_config(cfg: &Config) -> LinkConfig {
-    let c = &cfg.communication;
-    LinkConfig {
-        status_interval: CoreDuration::from_millis(u64::from(c.poll_interval_ms)),
-        reply_timeout: CoreDuration::from_millis(u64::from(c.reply_timeout_ms)),
-        // `retries` is validated to 0..=10, so these fit a u8.
-        retries: u8::try_from(c.retries).unwrap_or(10),
-        max_consecutive_failures: u8::try_from(c.retries.saturating_add(1)).unwrap_or(11),
-        ..LinkConfig::default()
-    }
-}
-
-fn start_simulator(
-    paths: &Paths,
-    scenario: &str,
-    speed: f64,
-    control: Option<String>,
-) -> Result<upsguard_sim::SimHandle, String> {
-    let scenario = if scenario.is_empty() {
-        None
-    } else {
-        let text = std::fs::read_to_string(scenario)
-            .map_err(|e| format!("cannot read scenario {scenario}: {e}"))?;
-        Some(
-            upsguard_sim::Scenario::parse(&text)
-                .map_err(|e| format!("scenario {scenario}: {e}"))?,
-        )
-    };
-    let opts = upsguard_sim::SimOptions {
-        transport: upsguard_sim::Transport::Pty(paths.data_dir.join("ups-tty")),
-        speed,
-        scenario,
-        control_addr: control,
-        eeprom_path: Some(paths.data_dir.join("sim-eeprom.json")),
-        ..upsguard_sim::SimOptions::default()
-    };
-    upsguard_sim::spawn(opts).map_err(|e| format!("cannot start the emulator: {e}"))
-}
-
-fn print_sim_banner(paths: &Paths, device: &Path, sim: Option<&upsguard_sim::SimHandle>) {
-    println!("upsguard is monitoring the built-in emulated UPS.");
-    println!("  emulated serial port : {}", device.display());
-    println!(
-        "  event log            : {}",
-        paths.data_dir.join("events.jsonl").display()
-    );
-    println!(
-        "  data log             : {}",
-        paths.data_dir.join("datalog.csv").display()
-    );
-    println!("  configuration        : {}", paths.config.display());
-    println!(
-        "  status from the CLI  : upsguard --socket {} status",
-        paths.socket.display()
-    );
-    if let Some(addr) = sim.and_then(|s| s.control_addr()) {
-        println!("  emulator control     : {addr}");
-    }
-    println!("Type emulator commands here: `mains off`, `mains on`, `load 80`, `status`, `help`.");
-    println!("Simulation mode never shuts this machine down: the OS shutdown step is only logged.");
-}
-
-fn spawn_stdin_reader() -> mpsc::UnboundedReceiver<String> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-async fn serve_ipc(listener: tokio::net::UnixListener, tx: mpsc::UnboundedSender<Internal>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            if !ipc::peer_allowed(&stream) {
-                return;
-            }
-            let mut reader = BufReader::new(stream);
-            let resp = match ipc::read_request(&mut reader).await {
-                Ok(req) => {
-                    let (rtx, rrx) = oneshot::channel();
-                    if tx.send(Internal::Ipc(req, rtx)).is_err() {
-                        Response::err("service is stopping")
-                    } else {
-                        rrx.await.unwrap_or_else(|_| Response::err("no answer"))
-                    }
-                }
-                Err(e) => Response::err(e),
-            };
-            let mut stream = reader.into_inner();
-            let _ = ipc::write_response(&mut stream, &resp).await;
-        });
-    }
-}
-
 impl Monitor {
     fn next_deadline(&self) -> Option<std::time::Instant> {
-        let machine = self
-            .machine
-            .poll_timeout()
-            .map(|t| std::time::Instant::now() + self.clock.until(t));
-        let sched = self.schedules.values().map(|(t, _)| *t).min().map(|t| {
-            let secs = (t - OffsetDateTime::now_utc()).whole_milliseconds().max(0);
-            std::time::Instant::now() + Duration::from_millis(u64::try_from(secs).unwrap_or(0))
-        });
-        match (machine, sched) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.schedules.values().map(|(t, _)| *t).min().map(|t| {
+            let ms = (t - OffsetDateTime::now_utc()).whole_milliseconds().max(0);
+            std::time::Instant::now() + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+        })
     }
 
-    fn on_link(&mut self, msg: LinkMessage) {
-        match &msg.kind {
-            LinkMessageKind::Event(ev) => {
-                match ev {
-                    LinkEvent::Alert(a) => tracing::debug!("alert {a:?}"),
-                    LinkEvent::Identified => {
-                        let s = self.snap.borrow();
-                        tracing::info!(
-                            "UPS identified: {} serial {} firmware {}",
-                            s.identity
-                                .model
-                                .as_ref()
-                                .map(|m| m.value.as_str())
-                                .unwrap_or("?")
-                                .trim(),
-                            s.identity
-                                .serial
-                                .as_ref()
-                                .map(|m| m.value.as_str())
-                                .unwrap_or("?"),
-                            s.identity
-                                .firmware
-                                .as_ref()
-                                .map(|m| m.value.text.as_str())
-                                .unwrap_or("?"),
-                        );
-                    }
-                    _ => {}
-                }
-                let obs = observation_from_snapshot(&self.snap.borrow());
-                self.machine.observe(self.clock.now(), &obs);
+    fn on_driver(&mut self, msg: DriverMessage) {
+        match msg.kind {
+            DriverMessageKind::Event(ev) => self.on_event(ev),
+            DriverMessageKind::Action(a) => self.on_action(a),
+            DriverMessageKind::Identified => {
+                let st = self.state.borrow().clone();
+                let id = &st.ups.identity;
+                tracing::info!(
+                    "UPS identified: {} serial {} firmware {}",
+                    id.model.as_ref().map_or("?", |m| m.value.as_str()).trim(),
+                    id.serial.as_ref().map_or("?", |m| m.value.as_str()),
+                    id.firmware.as_ref().map_or("?", |m| m.value.text.as_str()),
+                );
             }
-            LinkMessageKind::PortProblem { message, first } => {
-                if *first {
+            DriverMessageKind::UpsOffSent { mode, result } => match result {
+                RequestResult::Failed(f) => tracing::error!(
+                    "UPS turn-off ({mode:?}) failed: {}",
+                    crate::service::requests::failure_text(f)
+                ),
+                _ => tracing::warn!("UPS turn-off ({mode:?}) accepted by the UPS"),
+            },
+            DriverMessageKind::PortProblem { message, first } => {
+                if first {
                     tracing::warn!("{message}");
                 }
             }
-            LinkMessageKind::PortOpened(p) => tracing::info!("serial port {} open", p.display()),
+            DriverMessageKind::PortOpened(p) => tracing::info!("serial port {} open", p.display()),
         }
-        let _ = msg.at;
+        self.after_phase_change();
     }
 
     fn on_timer(&mut self) {
-        self.machine.handle_timeout(self.clock.now());
         let now = OffsetDateTime::now_utc();
         let due: Vec<(String, time::Duration)> = self
             .schedules
@@ -686,13 +243,16 @@ impl Monitor {
             .collect();
         for (name, window) in due {
             let wake = CoreDuration::from_secs(u64::try_from(window.whole_seconds()).unwrap_or(0));
-            match self
-                .machine
-                .scheduled_shutdown(self.clock.now(), Some(wake))
-            {
-                Ok(()) => tracing::info!("scheduled shutdown {name} started"),
-                Err(e) => tracing::warn!("scheduled shutdown {name} not started: {e:?}"),
-            }
+            let driver = self.driver.clone();
+            tokio::spawn(async move {
+                let op = Operator::Scheduled {
+                    wake_after: Some(wake),
+                };
+                match driver.operator(op).await {
+                    Ok(()) => tracing::info!("scheduled shutdown {name} started"),
+                    Err(e) => tracing::warn!("scheduled shutdown {name} not started: {e}"),
+                }
+            });
         }
         self.plan_schedules();
     }
@@ -709,18 +269,27 @@ impl Monitor {
             .collect();
     }
 
-    /// Logs and acts on everything the machine produced.
-    fn drain_machine(&mut self) {
-        while let Some(ev) = self.machine.poll_event() {
-            self.on_event(ev);
-        }
-        while let Some(action) = self.machine.poll_action() {
-            self.on_action(action);
+    /// A completed sequence is over and the UPS is back on line with this machine still up
+    /// (so the halt, and the killpower hook in it, did not happen): a stale flag would cut
+    /// the UPS at some later, unrelated reboot. The next sequence may run.
+    fn after_phase_change(&mut self) {
+        let phase = self.state.borrow().phase;
+        if self.os_shutdown_started
+            && matches!(
+                phase,
+                Phase::Idle | Phase::Pending { .. } | Phase::CommandFile { .. }
+            )
+        {
+            self.os_shutdown_started = false;
+            let flag = killpower::flag_path(&self.paths.data_dir);
+            if std::fs::remove_file(&flag).is_ok() {
+                tracing::info!("shutdown sequence over, UPS back on line: killpower flag removed");
+            }
         }
     }
 
     fn cmd_context(&self, id: &str, sev: Severity, state: EventState, message: &str) -> CmdContext {
-        let v = StatusView::from_snapshot(&self.snap.borrow(), self.clock.now());
+        let v = crate::service::requests::status_view(&self.state.borrow(), self.clock.now());
         let mut ctx = CmdContext::new(id, sev, state, message);
         ctx.status = v.status;
         ctx.charge_pct = v.charge_pct;
@@ -740,7 +309,7 @@ impl Monitor {
         } else {
             ev.id.title()
         };
-        let v = StatusView::from_snapshot(&self.snap.borrow(), self.clock.now());
+        let v = crate::service::requests::status_view(&self.state.borrow(), self.clock.now());
         let mut rec = EventRecord::new(ev.id.as_str(), sev, state, title);
         if !v.status.is_empty() {
             rec = rec.with_field("status", v.status.as_str());
@@ -846,7 +415,7 @@ impl Monitor {
                 reply,
             ));
         }
-        let v = StatusView::from_snapshot(&self.snap.borrow(), self.clock.now());
+        let v = crate::service::requests::status_view(&self.state.borrow(), self.clock.now());
         let msg = self.notification(
             "test",
             Severity::Info,
@@ -917,10 +486,11 @@ impl Monitor {
         });
     }
 
-    fn on_action(&mut self, action: Action) {
+    fn on_action(&mut self, action: HostAction) {
         tracing::info!("shutdown action: {action:?}");
         match action {
-            Action::RunCommandFile { duration } => match self.cfg.shutdown.command_file.clone() {
+            HostAction::RunCommandFile { duration } => match self.cfg.shutdown.command_file.clone()
+            {
                 Some(name) => {
                     let ctx = self.cmd_context(
                         EventId::ShutdownStarted.as_str(),
@@ -937,36 +507,21 @@ impl Monitor {
                         true,
                     );
                 }
-                None => self.machine.command_file_finished(self.clock.now()),
+                None => self.driver.tell(Operator::CommandFileFinished),
             },
-            Action::ArmUpsTurnOff { mode } => {
+            HostAction::ArmUpsTurnOff { mode } => {
                 let flag = killpower::flag_path(&self.paths.data_dir);
-                let body = format!("mode={}\n", off_mode_line(mode));
+                let now_s = OffsetDateTime::now_utc().unix_timestamp();
+                let body = killpower::flag_bytes(mode, u64::try_from(now_s).unwrap_or(0));
                 if let Err(e) =
-                    crate::atomic::write_atomic(&flag, body.as_bytes(), crate::atomic::MODE_PRIVATE)
+                    crate::atomic::write_atomic(&flag, &body, crate::atomic::MODE_PRIVATE)
                 {
                     tracing::error!("cannot write the killpower flag {}: {e}", flag.display());
                 }
             }
-            Action::StartOsShutdown => self.start_os_shutdown(),
-            Action::CancelShutdown => {
+            HostAction::StartOsShutdown => self.start_os_shutdown(),
+            HostAction::CancelShutdown => {
                 let _ = std::fs::remove_file(killpower::flag_path(&self.paths.data_dir));
-            }
-            Action::TurnOffUpsNow { mode } => {
-                let req = match mode {
-                    CoreOffMode::StayOff => UpsRequest::ShutdownStayOff,
-                    CoreOffMode::ShutdownReturn => UpsRequest::ShutdownReturn { tenths_of_hour: 0 },
-                    CoreOffMode::Sleep { .. } => UpsRequest::ShutdownReturn {
-                        tenths_of_hour: mode.sleep_tenths_of_hour().unwrap_or(1),
-                    },
-                };
-                let link = self.link.clone();
-                tokio::spawn(async move {
-                    match link.request(req).await {
-                        Ok(r) => tracing::info!("UPS turn-off: {r:?}"),
-                        Err(e) => tracing::error!("UPS turn-off failed: {e}"),
-                    }
-                });
             }
         }
     }
@@ -981,16 +536,28 @@ impl Monitor {
             tracing::warn!(
                 "simulation: the OS shutdown command would run now; this machine stays up"
             );
+            // Nothing halts here: the sequence is over, and the machine says so until the
+            // UPS is back on line (then a new outage can shut down again).
+            self.driver.tell(Operator::OsShutdownDone);
             // Do what the shutdown hook would do late in the halt, through our own link.
-            let link = self.link.clone();
+            let driver = self.driver.clone();
+            let mode = self.state.borrow().shutdown_config.ups_off_mode;
+            let turn_off = self.state.borrow().shutdown_config.turn_off_ups;
+            if !turn_off {
+                return;
+            }
             tokio::spawn(async move {
-                let r = link.request(UpsRequest::KillPower).await;
+                let r = driver.request(mode.request()).await;
                 tracing::warn!("simulation: killpower answered {r:?}");
             });
             return;
         }
         let argv: Vec<String> = self.cfg.shutdown.os_shutdown_command.args().to_vec();
         tracing::warn!("running the OS shutdown command: {argv:?}");
+        // The shutdown record must survive the halt: on disk before the command runs.
+        if let Err(e) = self.events.sync() {
+            tracing::error!("cannot sync the event log before the OS shutdown: {e}");
+        }
         tokio::task::spawn_blocking(move || {
             let result = match argv.split_first() {
                 Some((prog, rest)) => std::process::Command::new(prog)
@@ -1065,94 +632,62 @@ impl Monitor {
                     }
                 }
                 if shutdown {
-                    self.machine.command_file_finished(self.clock.now());
+                    self.driver.tell(Operator::CommandFileFinished);
                 }
             }
-            Internal::OsShutdownDone(r) => match r {
-                Ok(st) if st.success() => tracing::info!("OS shutdown command accepted"),
-                Ok(st) => tracing::error!("OS shutdown command failed: {st}"),
-                Err(e) => tracing::error!("OS shutdown command could not run: {e}"),
-            },
+            Internal::OsShutdownDone(r) => {
+                let failure = match r {
+                    Ok(st) if st.success() => None,
+                    Ok(st) => Some(format!("the OS shutdown command failed: {st}")),
+                    Err(e) => Some(format!("the OS shutdown command could not run: {e}")),
+                };
+                match failure {
+                    None => {
+                        tracing::info!("OS shutdown command accepted");
+                        let tx = self.internal.clone();
+                        let b = u64::from(self.state.borrow().shutdown_config.os_shutdown_s);
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_secs(b)).await;
+                            let _ = tx.send(Internal::OsShutdownElapsed);
+                        });
+                    }
+                    Some(msg) => {
+                        tracing::error!("{msg}");
+                        let rec = EventRecord::new(
+                            "os_shutdown_failed",
+                            Severity::Critical,
+                            EventState::None,
+                            &format!("{msg}; this machine is NOT shutting down"),
+                        );
+                        self.append(&rec);
+                    }
+                }
+            }
+            Internal::OsShutdownElapsed => {
+                tracing::warn!(
+                    "still running {} s after the OS shutdown command: the sequence is over",
+                    self.state.borrow().shutdown_config.os_shutdown_s
+                );
+                self.driver.tell(Operator::OsShutdownDone);
+            }
         }
     }
 
     /// Answers a CLI request; long ones are answered from a task (returns None then).
     async fn on_request(&mut self, req: Request, reply: Reply) -> Option<(Response, Reply)> {
-        let now = self.clock.now();
         let resp = match req {
-            Request::Status => {
-                let mut v = StatusView::from_snapshot(&self.snap.borrow(), now);
-                v.shutdown_phase = phase_text(self.machine.phase());
-                Response::ok(serde_json::to_value(v).unwrap_or_default())
+            Request::Status
+            | Request::Events { .. }
+            | Request::Datalog { .. }
+            | Request::ShutdownNow
+            | Request::Sleep { .. }
+            | Request::SelfTest
+            | Request::Calibrate { .. }
+            | Request::SettingsGet
+            | Request::SettingsSet { .. } => {
+                // Answered by requests::Readers before anything reaches the monitor.
+                Response::err("internal: this request is not the monitor's")
             }
-            Request::Events { limit } => {
-                let filter = EventFilter {
-                    limit: Some(limit.unwrap_or(50).min(10_000)),
-                    ..EventFilter::default()
-                };
-                match self.events.read(&filter) {
-                    Ok(out) => {
-                        let text: String = out
-                            .records
-                            .iter()
-                            .map(|r| r.display_line() + "\n")
-                            .collect();
-                        let records: Vec<serde_json::Value> = out
-                            .records
-                            .iter()
-                            .filter_map(|r| r.to_json_line().ok())
-                            .filter_map(|l| serde_json::from_str(&l).ok())
-                            .collect();
-                        Response::ok(serde_json::json!({
-                            "records": records,
-                            "text": text,
-                            "csv": crate::eventlog::to_csv(&out.records),
-                            "skipped": out.skipped,
-                        }))
-                    }
-                    Err(e) => Response::err(format!("cannot read the event log: {e}")),
-                }
-            }
-            Request::Datalog { limit } => {
-                match self.data.read(
-                    TimeRange::default(),
-                    Some(limit.unwrap_or(100).min(100_000)),
-                ) {
-                    Ok(out) => Response::ok(serde_json::json!({
-                        "csv": crate::datalog::samples_to_csv(&out.rows),
-                    })),
-                    Err(e) => Response::err(format!("cannot read the data log: {e}")),
-                }
-            }
-            Request::ShutdownNow => match self.machine.shutdown_now(now) {
-                Ok(()) => Response::ok(serde_json::json!({"message": "graceful shutdown started"})),
-                Err(e) => Response::err(format!("refused: {e:?}")),
-            },
-            Request::Sleep { hours, graceful } => {
-                let h = u16::try_from(hours).unwrap_or(u16::MAX);
-                match self.machine.sleep(now, h, graceful) {
-                    Ok(()) => Response::ok(serde_json::json!({"message": if graceful {
-                        format!("graceful shutdown started; the UPS then sleeps {hours} h")
-                    } else {
-                        format!("the UPS is told to sleep {hours} h")
-                    }})),
-                    Err(e) => Response::err(format!("refused: {e:?} (hours must be 1..=99)")),
-                }
-            }
-            Request::SelfTest => return self.forward(UpsRequest::SelfTest, reply),
-            Request::Calibrate { abort } => {
-                let r = if abort {
-                    UpsRequest::CalibrationAbort
-                } else {
-                    UpsRequest::CalibrationStart
-                };
-                return self.forward(r, reply);
-            }
-            Request::SettingsGet => Response::ok(self.settings_json()),
-            Request::SettingsSet { name, value } => match self.setting_request(&name, &value) {
-                Ok(r) => return self.forward(r, reply),
-                Err(e) => Response::err(e),
-            },
             Request::Reload => {
                 self.reload("configuration reloaded (SIGHUP)");
                 Response::ok(serde_json::json!({"message": "configuration reloaded"}))
@@ -1164,154 +699,24 @@ impl Monitor {
                 source,
             } => self.web_event(&id, &message, fields, source),
             Request::ConfigGet { section } => self.config_get(&section),
-            Request::ConfigSet { section, values } => self.config_set(&section, &values),
+            Request::ConfigSet {
+                section,
+                values,
+                username,
+                source,
+            } => self.config_set(&section, &values, username.as_deref(), source.as_deref()),
             Request::NotifyTest => return self.notify_test(reply),
         };
         Some((resp, reply))
     }
 
-    fn forward(&self, req: UpsRequest, reply: Reply) -> Option<(Response, Reply)> {
-        let link = self.link.clone();
-        tokio::spawn(async move {
-            let resp = match link.request(req).await {
-                Ok(RequestResult::Failed(f)) => Response::err(format!("the UPS refused: {f:?}")),
-                Ok(r) => Response::ok(serde_json::json!({"message": format!("done: {r:?}")})),
-                Err(e) => Response::err(e),
-            };
-            let _ = reply.send(resp);
-        });
-        None
-    }
-
-    fn settings_json(&self) -> serde_json::Value {
-        let s = self.snap.borrow();
-        let v = StatusView::from_snapshot(&s, self.clock.now());
-        let mut out = Vec::new();
-        for var in SettingVar::ALL {
-            let permitted: Vec<String> = s
-                .capabilities
-                .as_ref()
-                .and_then(|c| c.permitted(var.byte()))
-                .map(|vals| {
-                    vals.iter()
-                        .map(|x| x.as_str().trim_end().to_string())
-                        .collect()
-                })
-                .unwrap_or_default();
-            let value = match var {
-                SettingVar::TransferHigh => v.transfer_high_v.map(|x| x.to_string()),
-                SettingVar::TransferLow => v.transfer_low_v.map(|x| x.to_string()),
-                SettingVar::ShutdownDelay => v.shutdown_delay_s.map(|x| format!("{x:03}")),
-                SettingVar::ReturnDelay => v.return_delay_s.map(|x| format!("{x:03}")),
-                SettingVar::LowBatteryWarning => {
-                    v.low_battery_warning_min.map(|x| format!("{x:02}"))
-                }
-                SettingVar::MinReturnCharge => v.min_return_charge_pct.map(|x| format!("{x:02}")),
-                SettingVar::Sensitivity => s
-                    .settings
-                    .sensitivity
-                    .map(|x| String::from_utf8_lossy(x.value.as_bytes()).into_owned()),
-                SettingVar::AlarmDelay => s
-                    .settings
-                    .alarm_delay
-                    .map(|x| String::from_utf8_lossy(x.value.as_bytes()).into_owned()),
-                SettingVar::OutputVoltage => v.nominal_output_voltage.map(|x| x.to_string()),
-                // The UPS's own spelling, so it matches an entry of the permitted list.
-                SettingVar::SelfTestInterval => {
-                    s.settings.self_test_interval.map(|x| match x.value {
-                        SelfTestInterval::Hours(h) => format!("{h:03}"),
-                        SelfTestInterval::OnPowerOn => "ON".to_string(),
-                        SelfTestInterval::Off => "OFF".to_string(),
-                    })
-                }
-            };
-            out.push(serde_json::json!({
-                "name": setting_name(var),
-                "value": value,
-                "permitted": permitted,
-            }));
-        }
-        serde_json::Value::Array(out)
-    }
-
-    fn setting_request(&self, name: &str, value: &str) -> Result<UpsRequest, String> {
-        if let Some(var) = SettingVar::ALL
-            .into_iter()
-            .find(|v| setting_name(*v) == name)
-        {
-            let s = self.snap.borrow();
-            let permitted = s
-                .capabilities
-                .as_ref()
-                .and_then(|c| c.permitted(var.byte()))
-                .ok_or_else(|| format!("the UPS does not allow changing {name}"))?;
-            let wanted = permitted
-                .iter()
-                .find(|p| p.as_str().trim_end() == value.trim())
-                .copied()
-                .ok_or_else(|| {
-                    let list: Vec<&str> = permitted.iter().map(|p| p.as_str().trim_end()).collect();
-                    format!(
-                        "{value} is not a value the UPS permits for {name}; permitted: {}",
-                        list.join(", ")
-                    )
-                })?;
-            return Ok(UpsRequest::SetSetting { var, value: wanted });
-        }
-        let var = match name {
-            "ups_name" => upsguard_core::wire::StringVar::UpsId,
-            "battery_date" => upsguard_core::wire::StringVar::BatteryDate,
-            _ => {
-                let names: Vec<&str> = SettingVar::ALL.into_iter().map(setting_name).collect();
-                return Err(format!(
-                    "unknown setting {name:?}; known: {}, ups_name, battery_date",
-                    names.join(", ")
-                ));
-            }
-        };
-        if value.is_empty()
-            || value.len() > 8
-            || !value.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
-        {
-            return Err(format!("{name} must be 1 to 8 printable ASCII characters"));
-        }
-        let mut v = upsguard_core::heapless::String::<8>::new();
-        v.push_str(value)
-            .map_err(|_| format!("{name} must be at most 8 characters"))?;
-        Ok(UpsRequest::WriteString { var, value: v })
-    }
-
-    /// Once a day: a certificate left running for months still gets its warning.
-    fn check_certificate(&mut self) {
-        let Some(tls) = self.web_tls.clone() else {
-            return;
-        };
-        let now = std::time::Instant::now();
-        if self
-            .cert_checked
-            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(86_400))
-        {
-            return;
-        }
-        self.cert_checked = Some(now);
-        if tls.expiry_warning_due() {
-            self.log_simple(
-                EventId::CertificateExpiring,
-                &format!(
-                    "the web UI certificate expires in {} days; replace it with `upsguard cert generate` or `cert import`",
-                    tls.days_until_expiry()
-                ),
-            );
-        }
-    }
-
     fn sample_datalog(&mut self) {
         self.check_certificate();
-        let s = self.snap.borrow().clone();
-        if s.comm != CommState::Established {
+        let st = self.state.borrow().clone();
+        if st.ups.comm != CommState::Established {
             return;
         }
-        let v = StatusView::from_snapshot(&s, self.clock.now());
+        let v = StatusView::from_snapshot(&st.ups, self.clock.now());
         let sample = Sample {
             input_v: v.input_voltage,
             output_v: v.output_voltage,
@@ -1326,407 +731,5 @@ impl Monitor {
         if let Err(e) = self.data.append(&sample) {
             tracing::error!("cannot write the data log: {e}");
         }
-    }
-
-    /// `[Credentials]` in the INI, the reset channel (product §8.5): secrets go into the
-    /// store and are scrubbed from the file, used or not. Runs at start-up and on every
-    /// reload, so a password written into the file never waits there for a restart.
-    fn consume_ini_credentials(&mut self, store: &mut crate::credentials::CredentialStore) {
-        if let Some(c) = self.cfg.take_credentials() {
-            if let Some(pw) = &c.smtp_password {
-                match store.set_smtp_password(Some(pw)) {
-                    Ok(()) | Err(crate::credentials::CredError::BackupNotUpdated(_)) => self
-                        .log_simple(
-                            EventId::CredentialsChanged,
-                            &format!(
-                                "SMTP password for [Notifications] set from the [Credentials] section of {}",
-                                self.paths.config.display()
-                            ),
-                        ),
-                    Err(e) => tracing::error!(
-                        "smtp_password from [Credentials] not used (removed from the file anyway): {e}"
-                    ),
-                }
-            }
-            if c.username.is_some() || c.password.is_some() {
-                let u = c.username.clone().unwrap_or_default();
-                let p = c.password.clone().unwrap_or_default();
-                match store.set_admin(&u, &p) {
-                    Ok(()) | Err(crate::credentials::CredError::BackupNotUpdated(_)) => {
-                        self.log_simple(
-                            EventId::CredentialsChanged,
-                            &format!(
-                                "administrator {} set from the [Credentials] section of {}",
-                                crate::eventlog::display_escape(&u),
-                                self.paths.config.display()
-                            ),
-                        );
-                    }
-                    Err(e) => tracing::error!(
-                        "credentials from [Credentials] not used (removed from the file anyway): {e}"
-                    ),
-                }
-            }
-            if c.username.is_some() || c.password.is_some() || c.smtp_password.is_some() {
-                // Plain-text secrets never stay in the file, used or not.
-                if let Err(e) = config::scrub_credentials(&self.paths.config, &self.paths.backup) {
-                    tracing::error!("cannot remove [Credentials] from the configuration: {e}");
-                }
-                if let Some(pw) = &c.pkcs12_password {
-                    // The keystore password belongs in the config: put it back.
-                    let mut again = config::load(&self.paths.config, &self.paths.backup).config;
-                    if again.set("Credentials", "pkcs12_password", pw).is_ok()
-                        && let Err(e) = again.save(&self.paths.config, &self.paths.backup)
-                    {
-                        tracing::error!("cannot keep pkcs12_password in the configuration: {e}");
-                    }
-                }
-            }
-            if let Some(pw) = &c.pkcs12_password {
-                let _ = self.cfg.set("Credentials", "pkcs12_password", pw);
-            }
-        }
-    }
-
-    /// Open the credential store and consume `[Credentials]` and the install-time file. A
-    /// store that cannot be opened is logged; the web UI then stays off.
-    fn bootstrap_credentials(&mut self) -> Option<crate::credentials::CredentialStore> {
-        use crate::credentials::{CredentialStore, INSTALL_FILE_NAME};
-        let data_dir = self.paths.data_dir.clone();
-        let (mut store, report) = match CredentialStore::open(&data_dir) {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::error!("credential store: {e}; the web UI is not started");
-                return None;
-            }
-        };
-        for note in report.notes() {
-            tracing::warn!("credentials: {note}");
-        }
-        if report.used_backup() {
-            self.log_simple(
-                EventId::CredentialsBackupUsed,
-                &format!(
-                    "credentials.enc was damaged; restored from credentials.bak ({})",
-                    report.notes().join("; ")
-                ),
-            );
-        }
-        self.consume_ini_credentials(&mut store);
-        match store.consume_install_file(&data_dir.join(INSTALL_FILE_NAME)) {
-            Ok(Some(user)) => self.log_simple(
-                EventId::CredentialsChanged,
-                &format!(
-                    "administrator {} set from the install-time credentials file",
-                    crate::eventlog::display_escape(&user)
-                ),
-            ),
-            Ok(None) => {}
-            Err(e) => tracing::error!("{e}"),
-        }
-        Some(store)
-    }
-
-    /// `[Web] pkcs12_file` names a keystore in `<data-dir>/tls/` whose password is
-    /// `[Credentials] pkcs12_password` (product §8.2): it becomes the served certificate at
-    /// start-up and on reload. A bad keystore or password is logged and the previous
-    /// certificate stays in service.
-    fn install_configured_pkcs12(&self, data_dir: &Path) {
-        let Some(name) = self.cfg.web.pkcs12_file.clone() else {
-            return;
-        };
-        let password = self
-            .cfg
-            .clone()
-            .take_credentials()
-            .and_then(|c| c.pkcs12_password.clone());
-        let Some(password) = password else {
-            tracing::error!(
-                "web: [Web] pkcs12_file = {} but [Credentials] pkcs12_password is not set; keeping the current certificate",
-                name.as_str()
-            );
-            return;
-        };
-        let file = data_dir.join("tls").join(name.as_str());
-        match crate::web::cert::import_pkcs12(data_dir, &file, &password) {
-            Ok(info) => tracing::info!(
-                "web: certificate from the PKCS#12 keystore {} installed ({})",
-                name.as_str(),
-                info.subject
-            ),
-            Err(e) => tracing::error!(
-                "web: PKCS#12 keystore {} not used: {e}; keeping the current certificate",
-                name.as_str()
-            ),
-        }
-    }
-
-    /// Setup token, certificate and the HTTPS listener. Every failure here is a log message:
-    /// monitoring goes on without the web UI.
-    async fn start_web(
-        &mut self,
-        store: SharedStore,
-        tx: crate::web::api::MonitorTx,
-        clock_file: Option<PathBuf>,
-    ) {
-        use crate::credentials::{SETUP_TOKEN_TTL, SetupToken};
-        let data_dir = self.paths.data_dir.clone();
-        let has_admin = store
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .has_admin();
-        if has_admin {
-            let _ = SetupToken::discard(&data_dir);
-        } else {
-            match SetupToken::create(&data_dir) {
-                Ok(token) => tracing::warn!(
-                    "web: no administrator yet. One-time setup token: {token} (valid {} h; enter it on the setup page)",
-                    SETUP_TOKEN_TTL.as_secs() / 3600
-                ),
-                Err(e) => tracing::error!("web: cannot create a setup token: {e}"),
-            }
-        }
-        self.install_configured_pkcs12(&data_dir);
-        let tls = match crate::web::TlsManager::load_or_generate(&data_dir) {
-            Ok(t) => std::sync::Arc::new(t),
-            Err(e) => {
-                tracing::error!("web: not started: certificate: {e}");
-                return;
-            }
-        };
-        if tls.generated_at_start() {
-            tracing::info!("web: generated a self-signed certificate (RSA 2048, SHA-512)");
-        }
-        self.web_tls = Some(std::sync::Arc::clone(&tls));
-        self.check_certificate();
-        let addr = std::net::SocketAddr::new(self.cfg.web.bind, self.cfg.web.port);
-        let listener = match crate::web::bind(addr).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!("web: cannot listen on {addr}: {e}; the web UI is not available");
-                return;
-            }
-        };
-        let shown = listener.local_addr().map_or(addr, |a| a);
-        tracing::info!("web: HTTPS on https://{shown}/");
-        let idle = Duration::from_secs(u64::from(self.cfg.web.idle_timeout_min.max(1)) * 60);
-        let ctx = crate::web::api::Ctx::new(
-            store,
-            tx,
-            idle,
-            crate::web::api::WebClock::new(clock_file),
-            Some(std::sync::Arc::clone(&tls)),
-        );
-        tokio::spawn(async move {
-            if let Err(e) = crate::web::serve(
-                listener,
-                tls,
-                crate::web::api::routes(ctx),
-                crate::web::ServeOptions::default(),
-                std::future::pending::<()>(),
-            )
-            .await
-            {
-                tracing::error!("web: server stopped: {e}");
-            }
-        });
-    }
-
-    /// Events the web side may log; anything else is refused so the channel cannot forge
-    /// UPS events.
-    fn web_event(
-        &mut self,
-        id: &str,
-        message: &str,
-        fields: BTreeMap<String, String>,
-        source: Option<String>,
-    ) -> Response {
-        const ALLOWED: [EventId; 7] = [
-            EventId::Login,
-            EventId::Logout,
-            EventId::LoginFailed,
-            EventId::AccountLocked,
-            EventId::CredentialsChanged,
-            EventId::ConfigurationChanged,
-            EventId::CertificateExpiring,
-        ];
-        let Some(eid) = ALLOWED.into_iter().find(|e| e.as_str() == id) else {
-            return Response::err(format!(
-                "event {} cannot be logged from the web side",
-                crate::eventlog::display_escape(id)
-            ));
-        };
-        let state = if eid.has_cleared_form() {
-            EventState::Active
-        } else {
-            EventState::None
-        };
-        let mut rec = EventRecord::new(eid.as_str(), severity(eid.severity()), state, message);
-        for (k, v) in fields {
-            rec = rec.with_field(&k, v);
-        }
-        if let Some(src) = &source {
-            rec = rec.with_source(src);
-        }
-        // User text (a typed username) must not forge lines in the service log either.
-        tracing::info!(
-            "event: {} — {}",
-            eid.title(),
-            crate::eventlog::display_escape(message)
-        );
-        self.append(&rec);
-        Response::ok(serde_json::Value::Null)
-    }
-
-    fn config_section(section: &str) -> Result<config::SectionId, Response> {
-        let sid = config::SectionId::from_name(section).ok_or_else(|| {
-            Response::err(format!(
-                "unknown section {}",
-                crate::eventlog::display_escape(section)
-            ))
-        })?;
-        if sid == config::SectionId::Credentials {
-            return Err(Response::err(
-                "the [Credentials] section cannot be read or written here; use the security page",
-            ));
-        }
-        Ok(sid)
-    }
-
-    fn config_get(&self, section: &str) -> Response {
-        let sid = match Self::config_section(section) {
-            Ok(s) => s,
-            Err(r) => return r,
-        };
-        let values: serde_json::Map<String, serde_json::Value> = self
-            .cfg
-            .section_entries(sid)
-            .into_iter()
-            .map(|(k, v)| (k, serde_json::Value::String(v)))
-            .collect();
-        Response::ok(serde_json::json!({"section": sid.name(), "values": values}))
-    }
-
-    /// All or nothing: every value through the typed setter on a copy, then save and reload.
-    fn config_set(&mut self, section: &str, values: &BTreeMap<String, String>) -> Response {
-        let sid = match Self::config_section(section) {
-            Ok(s) => s,
-            Err(r) => return r,
-        };
-        if values.is_empty() {
-            return Response::err("no values given");
-        }
-        // No file path ever comes from a web client (product §8): the serial device path is
-        // set in the file or on the command line only.
-        if sid == config::SectionId::Communication
-            && values.keys().any(|k| k.eq_ignore_ascii_case("device"))
-        {
-            return Response::err(
-                "[Communication] device is a path and cannot be changed from the web UI; edit the configuration file",
-            );
-        }
-        // `[Credentials]` (e.g. a pkcs12_password) stays as it is: `save` keeps it out of the
-        // backup, and this request cannot change it.
-        let mut next = self.cfg.clone();
-        for (k, v) in values {
-            if let Err(e) = next.set(sid.name(), k, v) {
-                return Response::err_key(e.to_string(), k);
-            }
-        }
-        // An enabled channel that could never deliver is refused here rather than found out
-        // during a power failure.
-        if sid == config::SectionId::Notifications
-            && let Some((key, rule)) = next.notifications.incomplete().into_iter().next()
-        {
-            return Response::err_key(format!("[Notifications] {key} {rule}"), key);
-        }
-        if let Err(e) = next.save(&self.paths.config, &self.paths.backup) {
-            return Response::err(format!("cannot save the configuration: {e}"));
-        }
-        let keys: Vec<&str> = values.keys().map(String::as_str).collect();
-        self.reload(&format!(
-            "configuration changed from the web UI: [{}] {}",
-            sid.name(),
-            crate::eventlog::display_escape(&keys.join(", "))
-        ));
-        self.config_get(sid.name())
-    }
-
-    fn reload(&mut self, why: &str) {
-        let loaded = config::load(&self.paths.config, &self.paths.backup);
-        for w in &loaded.warnings {
-            tracing::warn!("config: {w}");
-        }
-        if loaded.used_backup {
-            let rec = EventRecord::new(
-                EventId::ConfigBackupUsed.as_str(),
-                Severity::Warning,
-                EventState::None,
-                &format!(
-                    "{} unusable on reload; the backup was used",
-                    self.paths.config.display()
-                ),
-            );
-            self.append(&rec);
-        }
-        self.cfg = loaded.config;
-        if self.cfg.credentials_present()
-            && let Some(store) = self.creds.clone()
-        {
-            // Argon2id stalls this loop for a fraction of a second; only when the administrator
-            // has just put a secret in the file, and the link thread keeps reading meanwhile.
-            let mut store = store
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            self.consume_ini_credentials(&mut store);
-        }
-        self.notify_cfg = std::sync::Arc::new(self.cfg.notifications.clone());
-        self.warn_incomplete_notifications();
-        self.machine
-            .set_config(self.clock.now(), shutdown_config(&self.cfg));
-        self.events.set_limits(
-            EventLogLimits {
-                max_file_kib: self.cfg.logging.event_log_max_kb,
-                rotated_files: self.cfg.logging.event_log_files.saturating_sub(1),
-            }
-            .clamped(),
-        );
-        self.plan_schedules();
-        self.log_simple(EventId::ConfigurationChanged, why);
-        // A certificate replaced with `upsguard cert import|generate` is served from here on.
-        if let Some(tls) = self.web_tls.clone() {
-            self.install_configured_pkcs12(&self.paths.data_dir.clone());
-            match tls.reload() {
-                Ok(info) => {
-                    tracing::info!("web: certificate reloaded ({})", info.sha256_fingerprint);
-                    if tls.expiry_warning_due() {
-                        self.log_simple(
-                            EventId::CertificateExpiring,
-                            &format!(
-                                "the web UI certificate expires in {} days",
-                                tls.days_until_expiry()
-                            ),
-                        );
-                    }
-                }
-                Err(e) => tracing::error!("web: certificate not reloaded (old one kept): {e}"),
-            }
-        }
-    }
-}
-
-/// Names used by the CLI (and later the web UI) for the cyclable settings.
-pub fn setting_name(v: SettingVar) -> &'static str {
-    match v {
-        SettingVar::TransferHigh => "transfer_high",
-        SettingVar::TransferLow => "transfer_low",
-        SettingVar::MinReturnCharge => "min_return_charge",
-        SettingVar::OutputVoltage => "output_voltage",
-        SettingVar::Sensitivity => "sensitivity",
-        SettingVar::LowBatteryWarning => "low_battery_warning",
-        SettingVar::ShutdownDelay => "shutdown_delay",
-        SettingVar::AlarmDelay => "alarm_delay",
-        SettingVar::ReturnDelay => "return_delay",
-        SettingVar::SelfTestInterval => "self_test_interval",
     }
 }

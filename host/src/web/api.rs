@@ -8,7 +8,9 @@
 //! Answers about the UPS, logs and configuration come from the monitor through the same
 //! request channel as the CLI ([`crate::ipc::Request`]); security events go to it as
 //! `Request::LogEvent`. No client value is ever used as a file path: downloads have fixed
-//! names, and file-name settings go through the typed config setter (`FileName`).
+//! names, and settings that name a program or a file (shutdown command, command files,
+//! certificate files, device) are refused by the monitor's `ConfigSet` with 403 — they change
+//! in the INI file only.
 
 // Early-return error answers are whole HTTP responses, built once per request; boxing them
 // would only add noise.
@@ -372,13 +374,16 @@ fn from_monitor(r: IpcResponse) -> Resp {
         json_resp(StatusCode::OK, &data)
     } else {
         let message = r.error.as_deref().unwrap_or("request refused");
+        // A key only the configuration file may change: forbidden whatever its value.
+        let status = if r.data.get("file_only") == Some(&serde_json::Value::Bool(true)) {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::BAD_REQUEST
+        };
         match r.data.get("key").and_then(serde_json::Value::as_str) {
             // Which field was refused, for the form (the key is one the client sent).
-            Some(key) => json_resp(
-                StatusCode::BAD_REQUEST,
-                &serde_json::json!({ "error": message, "key": key }),
-            ),
-            None => error(StatusCode::BAD_REQUEST, message),
+            Some(key) => json_resp(status, &serde_json::json!({ "error": message, "key": key })),
+            None => error(status, message),
         }
     }
 }
@@ -604,11 +609,16 @@ async fn protected(ctx: &Arc<Ctx>, req: &Req, session: &Session) -> Result<Resp,
                 .await?,
             );
             if r.status() == StatusCode::OK {
+                let name = loggable_name(&session.username);
+                let src = req.peer.ip();
                 ctx.event(
                     "configuration_changed",
-                    format!("UPS setting {} set to {} from the web UI", b.name, b.value),
-                    fields(&[("username", &loggable_name(&session.username))]),
-                    req.peer.ip(),
+                    format!(
+                        "UPS setting {} set to {} from the web UI by {name} from {src}",
+                        b.name, b.value
+                    ),
+                    fields(&[("username", &name), ("keys", &b.name)]),
+                    src,
                 );
             }
             r
@@ -701,7 +711,14 @@ async fn protected(ctx: &Arc<Ctx>, req: &Req, session: &Session) -> Result<Resp,
                         };
                         values.insert(k, text);
                     }
-                    let r = ctx.ask(Request::ConfigSet { section, values }).await?;
+                    let r = ctx
+                        .ask(Request::ConfigSet {
+                            section,
+                            values,
+                            username: Some(loggable_name(&session.username)),
+                            source: Some(req.peer.ip().to_string()),
+                        })
+                        .await?;
                     // A new idle timeout applies at once, to the live session too.
                     if r.ok
                         && r.data["section"] == "Web"
@@ -1218,7 +1235,7 @@ pub fn openapi() -> serde_json::Value {
                 "parameters": [{ "name": "section", "in": "path", "required": true,
                     "schema": { "type": "string" } }],
                 "get": std("{section, values}"),
-                "put": std("{key: value, …}: typed, range-checked, all or nothing; saved and reloaded")
+                "put": std("{key: value, …}: typed, range-checked, all or nothing; saved and reloaded. Keys naming a program or a file (os_shutdown_command, command_file, an event's command file, cert_file, key_file, pkcs12_file, device) are refused with 403 {error, key}: they change in upsguard.ini only")
             },
             "/notifications/test": { "post": limited("Send a test message on every enabled channel (one try each): {results: [{channel, ok, detail, attempts}]}") },
             "/notifications/smtp-password": {

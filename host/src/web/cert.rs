@@ -114,6 +114,8 @@ pub enum CertError {
     Generate { detail: String },
     /// rustls refused the pair.
     Tls(rustls::Error),
+    /// `tls/` or the key file is open to others (or owned by another user): not served.
+    Insecure(crate::files::Refusal),
 }
 
 impl fmt::Display for CertError {
@@ -155,6 +157,7 @@ impl fmt::Display for CertError {
             ),
             Self::Generate { detail } => write!(f, "cannot generate the certificate: {detail}"),
             Self::Tls(e) => write!(f, "TLS rejected the certificate or key: {e}"),
+            Self::Insecure(r) => write!(f, "{r}"),
         }
     }
 }
@@ -661,8 +664,20 @@ fn read_text(path: &Path) -> Result<String, CertError> {
     })
 }
 
+/// Whoever can write `tls/` or read the key can impersonate the web UI: refuse such files
+/// before anything in them is used (product §8.13).
+fn check_permissions(paths: &CertPaths) -> Result<(), CertError> {
+    crate::files::check_trusted_dir(&paths.dir).map_err(CertError::Insecure)?;
+    match fs::symlink_metadata(&paths.key) {
+        Ok(md) => crate::files::check_secret_file(&paths.key, &md).map_err(CertError::Insecure),
+        // A missing key is reported by the read below, with its path.
+        Err(_) => Ok(()),
+    }
+}
+
 /// Load the installed pair, validating it as strictly as an import.
 pub fn load(paths: &CertPaths, provider: &CryptoProvider) -> Result<CertPair, CertError> {
+    check_permissions(paths)?;
     recover_interrupted(paths)?;
     let cert = read_text(&paths.cert)?;
     let key = read_text(&paths.key)?;
@@ -682,6 +697,10 @@ pub fn load_or_generate(
     paths: &CertPaths,
     provider: &CryptoProvider,
 ) -> Result<(CertPair, bool), CertError> {
+    // Before `ensure_dir` tightens the mode: a folder others could write is refused, not fixed.
+    if paths.dir.exists() {
+        check_permissions(paths)?;
+    }
     ensure_dir(paths)?;
     recover_interrupted(paths)?;
     if !paths.cert.exists() {
@@ -903,6 +922,44 @@ mod tests {
         let b = generate_self_signed(&p).unwrap();
         let err = pair_from_pem(&a.cert_pem, &b.key_pem, "a", "b", &p).unwrap_err();
         assert!(matches!(err, CertError::KeyMismatch), "{err}");
+    }
+
+    #[test]
+    fn loose_key_or_tls_folder_is_refused_not_fixed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let paths = CertPaths::new(dir.path());
+        let p = crate::web::tls::provider();
+        load_or_generate(&paths, &p).unwrap();
+        let chmod = |path: &Path, m: u32| {
+            fs::set_permissions(path, fs::Permissions::from_mode(m)).unwrap();
+        };
+        chmod(&paths.key, 0o644);
+        let err = load(&paths, &p).unwrap_err();
+        assert!(matches!(err, CertError::Insecure(_)), "{err}");
+        assert!(err.to_string().contains("key.pem refused"), "{err}");
+        let err = load_or_generate(&paths, &p).unwrap_err();
+        assert!(matches!(err, CertError::Insecure(_)), "{err}");
+        chmod(&paths.key, 0o400);
+        load(&paths, &p).unwrap();
+        chmod(&paths.dir, 0o777);
+        let err = load_or_generate(&paths, &p).unwrap_err();
+        assert!(
+            err.to_string().contains("writable by group or others"),
+            "{err}"
+        );
+        // Refused, not silently tightened.
+        assert_eq!(
+            fs::metadata(&paths.dir).unwrap().permissions().mode() & 0o777,
+            0o777
+        );
+        chmod(&paths.dir, 0o700);
+        // A symlinked key is refused too.
+        let real = dir.path().join("elsewhere.pem");
+        fs::rename(&paths.key, &real).unwrap();
+        std::os::unix::fs::symlink(&real, &paths.key).unwrap();
+        let err = load(&paths, &p).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod cert;
-pub mod cli;
+pub mod cert_cli;
 pub mod server;
 pub mod tls;
 
