@@ -5,9 +5,17 @@
 //
 // Debian's chromium (/usr/bin/chromium) driven by playwright-core; no browser is downloaded.
 // Steps: first-run setup with the token from the service log, login, dashboard shows the
-// emulator's values, language switch, change a setting, see an event, data-log charts, logout.
+// emulator's values and the shutdown plan, language switch (values and event titles in
+// Japanese too), the shutdown page's policy-dependent fields, UPS setting labels, the event
+// log (also at phone width), data-log charts, the problems banner, the outage countdown,
+// network services marked not implemented, the version on the About page, logout.
 // Screenshots go to artifacts/. Exit status is non-zero on failure; the last line is
 // "N passed, N failed".
+//
+// Server fields the real-mode checks rely on (GET /api/v1/status): `version` (string),
+// `shutdown` {phase, reason, policy, …, plan, starts_in_s, since, completed_at} and
+// `problems` [{kind, key, message}]. In real mode the outage is made with the emulator's
+// control port (--sim-control, "mains off" / "mains on").
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -32,6 +40,10 @@ let service = null;
 let mock = null;
 let context = null;
 let serviceLog = '';
+let simControl = null;
+// Run after every check, passed or failed, so one failure does not leave the next check in
+// Japanese or at phone width.
+let afterEach = null;
 
 function log(...a) {
   console.log(...a);
@@ -40,7 +52,11 @@ function log(...a) {
 async function check(name, fn) {
   const t0 = Date.now();
   try {
-    await fn();
+    try {
+      await fn();
+    } finally {
+      if (afterEach) await afterEach().catch(() => {});
+    }
     passed += 1;
     log(`ok    ${name} (${Date.now() - t0} ms)`);
     return true;
@@ -86,8 +102,10 @@ async function startService() {
   const ini = path.join(tmp, 'upsguard.ini');
   fs.writeFileSync(ini, `[Web]\nbind = 127.0.0.1\nport = ${port}\n`, { mode: 0o600 });
   const bin = findBinary();
-  log(`starting ${bin} (port ${port}, data ${dataDir})`);
-  service = spawn(bin, ['run', '--simulate', '--data-dir', dataDir, '--config', ini], {
+  const ctlPort = await freePort();
+  simControl = { port: ctlPort };
+  log(`starting ${bin} (port ${port}, emulator control ${ctlPort}, data ${dataDir})`);
+  service = spawn(bin, ['run', '--simulate', '--sim-control', `127.0.0.1:${ctlPort}`, '--data-dir', dataDir, '--config', ini], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, UPSGUARD_LOG: process.env.UPSGUARD_LOG || 'info' },
   });
@@ -126,9 +144,57 @@ function portOpen(port) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function shot(page, name) {
+/** One line to the emulator's control port (real mode); resolves with its answer line. */
+function simCommand(cmd) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(simControl.port, '127.0.0.1');
+    let buf = '';
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`no answer to "${cmd}" from the emulator control port`));
+    }, 10000);
+    sock.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    sock.on('data', (d) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) {
+        clearTimeout(timer);
+        sock.end();
+        const line = buf.slice(0, nl).trim();
+        if (!line.startsWith('OK')) reject(new Error(`emulator refused "${cmd}": ${line}`));
+        else resolve(line);
+      }
+    });
+    sock.once('connect', () => sock.write(`${cmd}\n`));
+  });
+}
+
+/** GET /api/v1/<path> with the page's session cookie. */
+async function apiGet(page, base, p) {
+  const r = await page.request.get(new URL(`api/v1/${p}`, base).toString());
+  assert(r.ok(), `GET /api/v1/${p} → ${r.status()}`);
+  return r.json();
+}
+
+/** The page must not scroll sideways (phone layouts). */
+async function noHorizontalOverflow(page, what) {
+  const m = await page.evaluate(() => {
+    const doc = document.documentElement;
+    const wide = [...document.querySelectorAll('#page *')].filter((el) => el.getBoundingClientRect().right > doc.clientWidth + 1)
+      .slice(0, 3).map((el) => `${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ''}.${[...el.classList].join('.')}`);
+    const wraps = [...document.querySelectorAll('#page .table-wrap')].filter((el) => el.scrollWidth > el.clientWidth + 1).length;
+    return { scroll: doc.scrollWidth, client: doc.clientWidth, wide, wraps };
+  });
+  assert(m.scroll <= m.client && m.wide.length === 0 && m.wraps === 0,
+    `${what}: page ${m.scroll}px wide in a ${m.client}px viewport; ${m.wraps} scrolling tables; too wide: ${m.wide.join(', ')}`);
+}
+
+async function shot(page, name, fullPage = true) {
   try {
-    await page.screenshot({ path: path.join(ART, `${name}.png`), fullPage: true });
+    await page.screenshot({ path: path.join(ART, `${name}.png`), fullPage });
   } catch (e) {
     log(`      (screenshot ${name} failed: ${e.message})`);
   }
@@ -165,6 +231,14 @@ async function main() {
     if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) problems.push(m.text());
   });
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  afterEach = async () => {
+    const vp = page.viewportSize();
+    if (!vp || vp.width !== 1280) await page.setViewportSize({ width: 1280, height: 860 });
+    if ((await page.evaluate(() => document.documentElement.lang)) !== 'en' && (await page.locator('#lang-select').count())) {
+      await page.selectOption('#lang-select', 'en');
+      await page.waitForFunction(() => document.documentElement.lang === 'en', null, { timeout: 5000 });
+    }
+  };
 
   await check('UI loads with no script errors or CSP violations', async () => {
     const resp = await page.goto(base, { waitUntil: 'load' });
@@ -227,6 +301,20 @@ async function main() {
     await shot(page, '03-dashboard');
   });
 
+  await check('dashboard shows the shutdown plan from status → shutdown (and no "in progress" when idle)', async () => {
+    const st = await apiGet(page, base, 'status');
+    const sd = st.shutdown;
+    assert(sd && typeof sd === 'object', `GET /status has no shutdown object (keys: ${Object.keys(st).join(', ')})`);
+    for (const k of ['phase', 'policy', 'plan']) assert(typeof sd[k] === 'string' && sd[k], `status.shutdown.${k} is ${JSON.stringify(sd[k])}`);
+    for (const k of ['os_shutdown_s', 'command_file_s', 'margin_s', 'low_runtime_s']) assert(Number.isFinite(sd[k]), `status.shutdown.${k} is ${JSON.stringify(sd[k])}`);
+    assert(sd.phase === 'idle', `phase on mains is ${sd.phase}`);
+    await page.waitForSelector('#shutdown-plan');
+    const plan = (await page.textContent('#shutdown-plan')) || '';
+    assert(/Shutdown starts/.test(plan) && /safety margin/.test(plan), `plan sentence: ${plan}`);
+    assert((await page.locator('#shutdown-progress, #shutdown-countdown, #shutdown-completed').count()) === 0, 'an idle dashboard shows a shutdown state line');
+    assert(!/in progress/i.test((await page.textContent('#status-hero')) || ''), 'idle dashboard says "in progress"');
+  });
+
   await check('dashboard polls /status as background requests (no idle-timeout refresh)', async () => {
     let n = 0;
     let marked = 0;
@@ -252,9 +340,55 @@ async function main() {
     await page.waitForFunction(() => document.documentElement.lang === 'en');
   });
 
+  await check('Japanese: status words, link state and shutdown phase are translated', async () => {
+    await page.selectOption('#lang-select', 'ja');
+    await page.waitForFunction(() => document.documentElement.lang === 'ja');
+    await page.waitForSelector('#status-words');
+    await page.waitForFunction(() => (document.getElementById('status-words')?.textContent || '').includes('オンライン'), null, { timeout: 10000 });
+    const comm = (await page.textContent('#detail-comm')) || '';
+    assert(comm === '接続済み', `link state in Japanese is ${comm}`);
+    const phase = (await page.textContent('#detail-phase')) || '';
+    assert(phase.includes('待機中'), `shutdown phase in Japanese: ${phase}`);
+  });
+
+  await check('Japanese: the plan sentence is composed in Japanese (status → shutdown)', async () => {
+    await page.selectOption('#lang-select', 'ja');
+    await page.waitForFunction(() => document.documentElement.lang === 'ja');
+    await page.waitForSelector('#shutdown-plan', { timeout: 10000 });
+    const plan = (await page.textContent('#shutdown-plan')) || '';
+    assert(/シャットダウンを開始します/.test(plan) && /安全マージン/.test(plan) && !/Shutdown starts/.test(plan), `plan in Japanese: ${plan}`);
+  });
+
   let newDelay = '';
-  await check('change a setting (Shutdown on_battery_delay_s) and see it persist', async () => {
+  await check('shutdown page: policy first, only its fields shown (live), graceful sleep by default', async () => {
     await page.click('nav a[data-route="shutdown"]');
+    const policy = page.locator('#cfg-Shutdown-policy');
+    await policy.waitFor();
+    const firstKey = await page.evaluate(() => document.querySelector('form[data-section="Shutdown"] [data-key]')?.dataset.key);
+    assert(firstKey === 'policy', `first field of the form is ${firstKey}`);
+    const visible = async (key) => page.locator(`#cfg-Shutdown-${key}`).isVisible();
+    const expect = {
+      on_battery_delay: { on_battery_delay_s: true, threshold_charge_pct: false, threshold_runtime_min: false, low_battery_runtime_s: false },
+      threshold: { on_battery_delay_s: false, threshold_charge_pct: true, threshold_runtime_min: true, low_battery_runtime_s: false },
+      low_battery: { on_battery_delay_s: false, threshold_charge_pct: false, threshold_runtime_min: false, low_battery_runtime_s: true },
+      immediately: { on_battery_delay_s: false, threshold_charge_pct: false, threshold_runtime_min: false, low_battery_runtime_s: false },
+    };
+    for (const [pol, fields] of Object.entries(expect)) {
+      await policy.selectOption(pol);
+      for (const [key, want] of Object.entries(fields)) {
+        const got = await visible(key);
+        assert(got === want, `policy ${pol}: ${key} ${got ? 'shown' : 'hidden'}`);
+      }
+      if (pol === 'threshold') await shot(page, '05-shutdown-threshold');
+    }
+    const label = (await page.textContent('label[for="sleep-graceful"]')) || '';
+    assert(label.includes('Shut down the OS first (recommended)'), `sleep checkbox label: ${label}`);
+    assert(await page.isChecked('#sleep-graceful'), 'graceful sleep is not the default');
+    await page.click('form[data-section="Shutdown"] button.btn-quiet');
+  });
+
+  await check('change a setting (Shutdown policy + on_battery_delay_s) and see it persist', async () => {
+    await page.locator('#cfg-Shutdown-policy').selectOption('on_battery_delay');
     const input = page.locator('#cfg-Shutdown-on_battery_delay_s');
     await input.waitFor();
     const before = await input.inputValue();
@@ -268,6 +402,28 @@ async function main() {
     await page.locator('#cfg-Shutdown-on_battery_delay_s').waitFor();
     const after = await page.locator('#cfg-Shutdown-on_battery_delay_s').inputValue();
     assert(after === newDelay, `after reload the value is ${after}, expected ${newDelay}`);
+    assert((await page.locator('#cfg-Shutdown-policy').inputValue()) === 'on_battery_delay', 'policy not kept');
+  });
+
+  await check('shutdown page: the plan (status → shutdown) is on top and previews unsaved edits', async () => {
+    const st = await apiGet(page, base, 'status');
+    assert(st.shutdown && st.shutdown.policy === 'on_battery_delay' && st.shutdown.on_battery_delay_s === Number(newDelay),
+      `status.shutdown after saving policy on_battery_delay, ${newDelay} s: ${JSON.stringify(st.shutdown)}`);
+    const above = await page.evaluate(() => {
+      const plan = document.querySelector('.plan-card');
+      const form = document.querySelector('form[data-section="Shutdown"]');
+      return plan && form ? Boolean(plan.compareDocumentPosition(form) & Node.DOCUMENT_POSITION_FOLLOWING) : false;
+    });
+    assert(above, 'the plan card is not above the settings form');
+    await page.waitForFunction(() => /after 5 min [12] s on battery/.test(document.getElementById('shutdown-plan')?.textContent || ''), null, { timeout: 10000 });
+    assert(/saved settings/.test((await page.textContent('#shutdown-plan-label')) || ''), 'saved plan not labelled as such');
+    await page.locator('#cfg-Shutdown-policy').selectOption('threshold');
+    const plan = (await page.textContent('#shutdown-plan')) || '';
+    assert(/charge falls to/.test(plan), `plan preview for threshold: ${plan}`);
+    assert(/not saved/.test((await page.textContent('#shutdown-plan-label')) || ''), 'the preview is not marked as unsaved');
+    await shot(page, '05-shutdown-plan-preview');
+    await page.click('form[data-section="Shutdown"] button.btn-quiet');
+    await page.waitForFunction(() => /saved settings/.test(document.getElementById('shutdown-plan-label')?.textContent || ''));
   });
 
   await check('a refused value is reported beside its field (command file path)', async () => {
@@ -294,16 +450,36 @@ async function main() {
     assert((await sel.count()) === 1, 'no sensitivity dropdown');
     const values = await sel.locator('option').evaluateAll((os) => os.map((o) => o.value));
     assert(values.length > 1, `sensitivity offers ${values.join(',')}`);
+    // Readable labels beside the UPS's codes; the submitted values stay the codes.
+    const labels = { sensitivity: { H: 'H — high', M: 'M — medium', L: 'L — low', A: 'A — auto' },
+      alarm_delay: { 0: '0 — 5 s delay', T: 'T — 30 s delay', L: 'L — at low battery only', N: 'N — never (disabled)' },
+      self_test_interval: { 336: '336 — every 14 days', 168: '168 — every 7 days', ON: 'ON — at power-on only', OFF: 'OFF — never' } };
+    for (const [name, want] of Object.entries(labels)) {
+      const opts = await page.locator(`#ups-settings select[data-setting="${name}"] option`).evaluateAll((os) => os.map((o) => [o.value, o.textContent]));
+      assert(opts.length > 0, `no ${name} dropdown`);
+      for (const [v, text] of opts) {
+        assert(Object.hasOwn(want, v), `${name}: unexpected code ${v}`);
+        assert(text === want[v], `${name} option ${v} reads "${text}", expected "${want[v]}"`);
+      }
+    }
     const before = await sel.inputValue();
     const next = values.find((v) => v !== before);
     await sel.selectOption(next);
     const row = page.locator('.row-setting', { has: page.locator('select[data-setting="sensitivity"]') });
     await row.locator('button').click();
     // This change's own notice ("… set to <value>."), not one left over from an earlier check.
-    await page.waitForFunction((v) => (document.getElementById('notice')?.textContent || '').includes(` ${v}.`) || !document.getElementById('alert').hidden, next, { timeout: 30000 });
+    await page.waitForFunction((v) => (document.getElementById('notice')?.textContent || '').includes(` ${v} — `) || !document.getElementById('alert').hidden, next, { timeout: 30000 });
     assert(await page.locator('#alert').isHidden(), `error shown: ${await page.textContent('#alert')}`);
     await page.waitForFunction((v) => document.querySelector('#ups-settings select[data-setting="sensitivity"]')?.value === v, next, { timeout: 30000 });
     await shot(page, '06-ups-settings');
+    await page.selectOption('#lang-select', 'ja');
+    await page.waitForFunction(() => document.documentElement.lang === 'ja');
+    await page.waitForSelector('#ups-settings select[data-setting="self_test_interval"]');
+    const ja = await page.locator('#ups-settings select[data-setting="self_test_interval"] option[value="336"]').textContent();
+    assert(ja === '336 — 14 日ごと', `Japanese self-test interval label: ${ja}`);
+    await shot(page, '06-ups-settings-ja');
+    await page.selectOption('#lang-select', 'en');
+    await page.waitForFunction(() => document.documentElement.lang === 'en');
   });
 
   await check('the event log shows events (login / configuration change)', async () => {
@@ -315,7 +491,60 @@ async function main() {
     assert(/log(ged)?[ _-]?in|login|config/i.test(text), `no login or configuration event among ${rows} rows`);
     const csv = await page.getAttribute('a[download="events.csv"]', 'href');
     assert(csv === '/api/v1/events.csv', `CSV link ${csv}`);
+    // Dates in the browser's locale (Intl), the exact UTC instant in datetime=.
+    const dates = await page.evaluate(() => [...document.querySelectorAll('#event-table time')].slice(0, 5).map((el) => {
+      const want = new Intl.DateTimeFormat(navigator.language, { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' }).format(new Date(el.getAttribute('datetime')));
+      return [el.textContent, want];
+    }));
+    assert(dates.length > 0, 'no <time> in the event table');
+    for (const [got, want] of dates) assert(got === want, `event time "${got}", expected "${want}" (Intl, navigator.language)`);
     await shot(page, '07-events');
+  });
+
+  await check('Japanese event log: titles from the event ids, dates in Japanese order', async () => {
+    await page.selectOption('#lang-select', 'ja');
+    await page.waitForFunction(() => document.documentElement.lang === 'ja');
+    await page.waitForSelector('#event-table tbody tr');
+    const login = await page.locator('#event-table tr[data-event="login"] .ev-name').first().textContent();
+    assert(login === 'ログイン', `login event title in Japanese: ${login}`);
+    const cfg = page.locator('#event-table tr[data-event="configuration_changed"] .ev-name');
+    if (await cfg.count()) assert((await cfg.first().textContent()) === '設定の変更', 'configuration_changed not translated');
+    const detail = (await page.locator('#event-table tr[data-event="login"] .ev-msg').first().textContent()) || '';
+    assert(detail.length > 0, 'the server message is not kept as detail');
+    if (MOCK) {
+      const unknown = await page.locator('#event-table tr[data-event="mock_only_event"] .ev-name').textContent();
+      assert(unknown === 'An event id the UI does not know', `unknown id falls back to ${unknown}`);
+      const cleared = await page.locator('#event-table tr[data-event="low_battery"] .ev-name').allTextContents();
+      assert(cleared.includes('バッテリー残量低下の解消') && cleared.includes('バッテリー残量低下'), `low_battery titles: ${cleared.join(' / ')}`);
+    }
+    const time = (await page.locator('#event-table time').first().textContent()) || '';
+    assert(/^\d{4}\/\d{2}\/\d{2} \d{1,2}:\d{2}:\d{2}$/.test(time), `Japanese date format: ${time}`);
+    await shot(page, '07-events-ja');
+  });
+
+  await check('event log at phone width (390 px): cards, no horizontal scrolling (JA and EN)', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    try {
+    await sleep(300);
+    await noHorizontalOverflow(page, 'JA event log');
+    const display = await page.evaluate(() => getComputedStyle(document.querySelector('#event-table tbody tr')).display);
+    assert(display === 'block', `rows are not stacked at phone width (display ${display})`);
+    await shot(page, '07-events-phone-ja');
+    await shot(page, '07-events-phone-ja-top', false);
+    await page.selectOption('#lang-select', 'en');
+    await page.waitForFunction(() => document.documentElement.lang === 'en');
+    await page.waitForSelector('#event-table tbody tr');
+    await sleep(300);
+    await noHorizontalOverflow(page, 'EN event log');
+    await shot(page, '07-events-phone');
+    await shot(page, '07-events-phone-top', false);
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 860 });
+      if ((await page.evaluate(() => document.documentElement.lang)) !== 'en') {
+        await page.selectOption('#lang-select', 'en');
+        await page.waitForFunction(() => document.documentElement.lang === 'en');
+      }
+    }
   });
 
   await check('data log page draws charts', async () => {
@@ -367,12 +596,142 @@ async function main() {
     await shot(page, '09-security-cert');
   });
 
+  await check('network services say plainly that SNMP, NUT and NIS are not implemented (EN, JA)', async () => {
+    await page.click('nav a[data-route="network"]');
+    for (const proto of ['SNMP', 'NUT', 'NIS']) {
+      const note = page.locator(`form[data-section="${proto}"] .not-implemented[data-service="${proto}"]`);
+      await note.waitFor();
+      const text = (await note.textContent()) || '';
+      assert(text.includes(`Not implemented yet: upsguard does not listen for ${proto} in this version; these settings are saved but have no effect`), `${proto} note: ${text}`);
+    }
+    await shot(page, '12-network');
+    await page.selectOption('#lang-select', 'ja');
+    await page.waitForFunction(() => document.documentElement.lang === 'ja');
+    const ja = (await page.locator('form[data-section="NUT"] .not-implemented').textContent()) || '';
+    assert(ja.startsWith('未実装') && ja.includes('NUT') && ja.includes('効果はありません'), `Japanese NUT note: ${ja}`);
+    await shot(page, '12-network-ja');
+    await page.selectOption('#lang-select', 'en');
+    await page.waitForFunction(() => document.documentElement.lang === 'en');
+  });
+
+  await check('About shows the version (status → version)', async () => {
+    const st = await apiGet(page, base, 'status');
+    assert(typeof st.version === 'string' && /^\d+\.\d+\.\d+/.test(st.version), `GET /status → version is ${JSON.stringify(st.version)}`);
+    await page.click('nav a[data-route="about"]');
+    await page.waitForFunction(() => document.getElementById('about-version')?.dataset.version !== undefined);
+    const shown = (await page.textContent('#about-version')) || '';
+    assert(shown === `upsguard ${st.version}`, `About shows "${shown}", status says ${st.version}`);
+    await shot(page, '13-about');
+  });
+
+  await check('problems banner follows status → problems on every page', async () => {
+    if (MOCK) mock.state.problems = mock.sampleProblems.slice();
+    const st = await apiGet(page, base, 'status');
+    assert(Array.isArray(st.problems), `GET /status → problems is ${JSON.stringify(st.problems)}`);
+    await page.click('nav a[data-route="status"]');
+    if (st.problems.length === 0) {
+      await sleep(2500);
+      assert(await page.locator('#problems').isHidden(), 'banner shown while status reports no problems');
+      return;
+    }
+    await page.waitForSelector('#problems li', { timeout: 10000 });
+    const items = await page.locator('#problems li').count();
+    assert(items === st.problems.length, `${items} banner items for ${st.problems.length} problems`);
+    const first = st.problems[0];
+    const text = (await page.textContent('#problems')) || '';
+    assert(text.includes(first.message), `banner lacks the server message "${first.message}"`);
+    if (MOCK) assert(text.includes('The event log cannot be written') && text.includes('Not implemented in this version'), `banner titles: ${text}`);
+    await shot(page, '14-problems');
+    await page.click('nav a[data-route="events"]');
+    await page.waitForSelector('#event-table');
+    assert(await page.locator('#problems').isVisible(), 'banner not shown on the event log page');
+    await page.selectOption('#lang-select', 'ja');
+    await page.waitForFunction(() => document.documentElement.lang === 'ja');
+    if (MOCK) assert(((await page.textContent('#problems')) || '').includes('イベントログに書き込めません'), 'banner title not translated');
+    await shot(page, '14-problems-ja');
+    await page.selectOption('#lang-select', 'en');
+    await page.waitForFunction(() => document.documentElement.lang === 'en');
+    if (MOCK) {
+      mock.state.problems = [];
+      await page.click('nav a[data-route="status"]');
+      await page.waitForSelector('#problems', { state: 'hidden', timeout: 10000 });
+    }
+  });
+
+  await check('outage: the dashboard counts down to the shutdown; no "in progress" before it starts', async () => {
+    await page.click('nav a[data-route="status"]');
+    await page.waitForSelector('#status-badge');
+    if (MOCK) mock.scenario('outage');
+    else await simCommand('mains off');
+    try {
+      await page.waitForSelector('#shutdown-countdown', { timeout: 30000 });
+      const st = await apiGet(page, base, 'status');
+      assert(st.shutdown && Number.isFinite(st.shutdown.starts_in_s), `status.shutdown.starts_in_s during an outage: ${JSON.stringify(st.shutdown)}`);
+      const a = (await page.textContent('#shutdown-countdown')) || '';
+      assert(/^Shutdown starts in about (\d+ min \d+ s|\d+ s)/.test(a), `countdown text: ${a}`);
+      const s1 = Number(await page.getAttribute('#shutdown-countdown', 'data-seconds'));
+      await sleep(2200);
+      const s2 = Number(await page.getAttribute('#shutdown-countdown', 'data-seconds'));
+      assert(s2 < s1, `countdown does not run: ${s1} → ${s2}`);
+      assert((await page.locator('#shutdown-progress').count()) === 0, 'countdown shown together with "in progress"');
+      await shot(page, '15-outage-countdown');
+      await page.selectOption('#lang-select', 'ja');
+      await page.waitForFunction(() => document.documentElement.lang === 'ja');
+      await page.waitForSelector('#shutdown-countdown');
+      const ja = (await page.textContent('#shutdown-countdown')) || '';
+      assert(ja.startsWith('シャットダウン開始まで約'), `Japanese countdown: ${ja}`);
+      await shot(page, '15-outage-countdown-ja');
+      await page.selectOption('#lang-select', 'en');
+      await page.waitForFunction(() => document.documentElement.lang === 'en');
+    } finally {
+      if (MOCK) mock.scenario('normal');
+      else await simCommand('mains on');
+    }
+    await page.waitForSelector('#shutdown-countdown', { state: 'detached', timeout: 60000 });
+  });
+
+  if (MOCK) {
+    await check('mock: a completed sequence is not shown as in progress; a running one is', async () => {
+      mock.scenario('completed');
+      await page.waitForSelector('#shutdown-completed', { timeout: 10000 });
+      const done = (await page.textContent('#shutdown-completed')) || '';
+      assert(/^Last shutdown sequence completed at /.test(done), `completed text: ${done}`);
+      assert((await page.locator('#shutdown-progress, #shutdown-countdown').count()) === 0, 'completed phase shows progress or a countdown');
+      assert(!/in progress/i.test((await page.textContent('#status-hero')) || ''), 'completed phase says "in progress"');
+      await shot(page, '16-completed');
+      mock.scenario('running');
+      await page.waitForSelector('#shutdown-progress', { timeout: 10000 });
+      const run = (await page.textContent('#shutdown-progress')) || '';
+      assert(/Shutdown in progress: OS shutdown started/.test(run), `running text: ${run}`);
+      await shot(page, '16-running');
+      // An older server: no `shutdown` object, only shutdown_phase.
+      mock.state.legacy = true;
+      mock.scenario('outage');
+      await page.waitForFunction(() => /Pending/.test(document.getElementById('shutdown-countdown')?.textContent || ''), null, { timeout: 10000 });
+      assert((await page.locator('#shutdown-plan').count()) === 0, 'plan shown without a shutdown object');
+      mock.state.legacy = false;
+      mock.scenario('normal');
+      await page.waitForSelector('#shutdown-plan', { timeout: 10000 });
+      assert(problems.length === 0, problems.join('\n'));
+    });
+  }
+
   await check('phone layout: menu button opens the navigation', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.click('#nav-toggle');
     await page.click('nav a[data-route="status"]');
     await page.waitForSelector('#status-badge');
+    await sleep(500);
+    await noHorizontalOverflow(page, 'dashboard');
     await shot(page, '10-phone-dashboard');
+    await page.selectOption('#lang-select', 'ja');
+    await page.waitForFunction(() => document.documentElement.lang === 'ja');
+    await page.waitForSelector('#status-badge');
+    await sleep(500);
+    await noHorizontalOverflow(page, 'Japanese dashboard');
+    await shot(page, '10-phone-dashboard-ja');
+    await page.selectOption('#lang-select', 'en');
+    await page.waitForFunction(() => document.documentElement.lang === 'en');
     await page.setViewportSize({ width: 1280, height: 860 });
   });
 

@@ -107,7 +107,28 @@ export async function session() {
 
 // --- monitoring -----------------------------------------------------------------------
 /** `background`: an automatic refresh, which does not extend the session's idle time. */
-export const status = (background = false) => request('GET', '/status', undefined, { quiet: true, background });
+const statusListeners = [];
+let lastStatusAt = 0;
+/** Called with every /status answer, whichever page asked (the shell's problems banner). */
+export function onStatus(fn) {
+  statusListeners.push(fn);
+}
+/** ms since the last /status answer (Infinity before the first). */
+export const statusAge = () => (lastStatusAt ? Date.now() - lastStatusAt : Infinity);
+export async function status(background = false) {
+  const st = await request('GET', '/status', undefined, { quiet: true, background });
+  lastStatusAt = Date.now();
+  for (const fn of statusListeners) {
+    try {
+      fn(st);
+    } catch {
+      /* a listener must not break the page that asked */
+    }
+  }
+  return st;
+}
+/** The OpenAPI document (its info.version is the program's version). */
+export const openapi = () => request('GET', '/openapi.json', undefined, { quiet: true });
 export const events = (limit = 500) => request('GET', `/events?limit=${q(limit)}`);
 export const eventsCsvUrl = () => downloadUrl('/events.csv');
 /** `{samples: [{ts, input_v, …}]}`; the server sends the CSV as `{columns, rows}`. */

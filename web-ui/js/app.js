@@ -1,7 +1,7 @@
 // Shell: language, navigation, hash routing, session handling, notices.
 import * as api from './api.js';
 import { h, clear } from './dom.js';
-import { t, getLang, setLang, onLangChange } from './i18n.js';
+import { t, tOr, has, getLang, setLang, onLangChange } from './i18n.js';
 import * as auth from './pages/auth.js';
 import * as statusPage from './pages/status.js';
 import * as logs from './pages/logs.js';
@@ -82,6 +82,69 @@ api.configure({
   error: (err) => showError(errorText(err)),
 });
 
+// --- problems banner ----------------------------------------------------------------------
+// GET /status → problems: [{kind, key, message}] (English messages from the server). Shown on
+// every page while the list is non-empty; any page's /status answer updates it, and a slow
+// background poll keeps it current on pages that do not poll.
+const PROBLEM_POLL_MS = 15000;
+let problems = [];
+let problemsDrawn = '';
+let problemTimer = 0;
+
+function drawProblems() {
+  const el = $('problems');
+  const list = state.user ? problems : [];
+  const key = `${getLang()}|${JSON.stringify(list)}`;
+  if (key === problemsDrawn) return;
+  problemsDrawn = key;
+  clear(el);
+  el.hidden = list.length === 0;
+  if (list.length === 0) return;
+  el.append(
+    h('h2', { id: 'problems-h', text: t('problems.title') }),
+    h('ul', null, list.map((p) => {
+      const kind = typeof p.kind === 'string' ? p.kind : '';
+      return h('li', { 'data-kind': kind }, [
+        h('strong', { class: 'problem-title', text: has(`problems.kind.${kind}`) ? t(`problems.kind.${kind}`) : tOr('problems.kind.other', kind) }),
+        typeof p.message === 'string' && p.message ? h('span', { class: 'problem-msg', lang: 'en', text: p.message }) : null,
+        typeof p.key === 'string' && p.key ? h('span', { class: 'problem-key mono', text: t('problems.key', { key: p.key }) }) : null,
+      ]);
+    })),
+  );
+}
+
+let lastStatus = null;
+function drawTopBadge() {
+  const top = $('top-status');
+  if (!lastStatus || !state.user) {
+    top.hidden = true;
+    return;
+  }
+  const c = statusPage.classify(lastStatus);
+  top.hidden = false;
+  top.className = `brand-badge badge-${c.kind}`;
+  top.textContent = c.tokens.join(' ') || '?';
+  top.title = t(c.key);
+}
+
+api.onStatus((st) => {
+  lastStatus = st;
+  problems = Array.isArray(st && st.problems) ? st.problems.filter((p) => p && typeof p === 'object') : [];
+  drawProblems();
+  drawTopBadge();
+});
+
+/** Refresh /status (in the background: not activity) unless a page did so recently. */
+function refreshProblems(maxAge) {
+  if (state.user && api.statusAge() > maxAge) api.status(true).catch(() => {});
+}
+
+function problemPoll() {
+  // The dashboard polls every 2 s anyway; other pages get a background refresh.
+  refreshProblems(PROBLEM_POLL_MS - 3000);
+  problemTimer = setTimeout(problemPoll, PROBLEM_POLL_MS);
+}
+
 // --- navigation -------------------------------------------------------------------------
 function buildNav() {
   const list = clear($('nav-list'));
@@ -107,6 +170,8 @@ function chrome() {
   $('nav').setAttribute('aria-label', t('common.mainNav'));
   document.body.classList.toggle('signed-in', authed);
   buildNav();
+  drawProblems();
+  drawTopBadge();
 }
 
 export function go(route) {
@@ -156,6 +221,8 @@ async function render() {
     },
   };
   state.loginReason = '';
+  if (name !== 'status') refreshProblems(5000);
+  if (!problemTimer) problemTimer = setTimeout(problemPoll, PROBLEM_POLL_MS);
   const cleanup = await r.render(page, ctx);
   if (seq === renderSeq) state.cleanup = typeof cleanup === 'function' ? cleanup : null;
   else if (typeof cleanup === 'function') cleanup();

@@ -1,6 +1,7 @@
 // Line charts as inline SVG, drawn from numbers with createElementNS (no library, no markup
 // strings). Colours come from CSS classes (series-0 … series-3), so the CSP needs no inline style.
 import { h, s } from './dom.js';
+import { timestamp } from './ui.js';
 
 const W = 640;
 const H = 220;
@@ -18,10 +19,9 @@ function niceRange(min, max) {
   return [Math.floor(min / nice) * nice, Math.ceil(max / nice) * nice];
 }
 
+// Axis labels in the browser's time zone and the UI's locale (ui.timestamp → Intl).
 function fmtTime(d, spanMs) {
-  const pad = (n) => String(n).padStart(2, '0');
-  if (spanMs > 2 * 86400e3) return `${d.getMonth() + 1}/${d.getDate()}`;
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  return timestamp(d, spanMs > 2 * 86400e3 ? 'daymonth' : 'time');
 }
 
 /**

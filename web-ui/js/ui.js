@@ -1,6 +1,6 @@
 // Shared building blocks of the pages: headings, labelled fields, buttons, definition lists.
 import { h, nextId } from './dom.js';
-import { t } from './i18n.js';
+import { t, dateLocale } from './i18n.js';
 
 export function pageHeader(titleKey, introKey) {
   const wrap = h('div', { class: 'page-header' }, [h('h1', { text: t(titleKey) })]);
@@ -63,7 +63,9 @@ export async function busy(btn, work) {
 export function dl(rows) {
   const list = h('dl', { class: 'kv' });
   for (const [k, v, opts] of rows) {
-    list.append(h('dt', { text: k }), h('dd', { text: v, ...(opts || {}) }));
+    // A value is text, or a node (e.g. a <time> element) that goes in as it is.
+    const dd = v instanceof Node ? h('dd', opts || null, v) : h('dd', { text: v, ...(opts || {}) });
+    list.append(h('dt', { text: k }), dd);
   }
   return list;
 }
@@ -105,19 +107,72 @@ export function duration(seconds) {
   const mm = Math.floor((s % 3600) / 60);
   const ss = s % 60;
   if (hh > 0) return t('fmt.hm', { h: hh, m: mm });
-  if (mm >= 10) return t('fmt.m', { m: mm });
+  if (mm >= 10 || (mm > 0 && ss === 0)) return t('fmt.m', { m: mm });
   if (mm > 0) return t('fmt.ms', { m: mm, s: ss });
   return t('fmt.s', { s: ss });
 }
 
-export function timestamp(ts) {
+/** Minutes and seconds always (a countdown): "4 min 05 s" style, hours when ≥ 1 h. */
+export function countdown(seconds) {
+  if (seconds === null || seconds === undefined || Number.isNaN(Number(seconds))) return '—';
+  const s = Math.max(0, Math.round(Number(seconds)));
+  const hh = Math.floor(s / 3600);
+  const mm = Math.floor((s % 3600) / 60);
+  const ss = s % 60;
+  if (hh > 0) return t('fmt.hm', { h: hh, m: mm });
+  if (mm > 0) return t('fmt.ms', { m: mm, s: ss });
+  return t('fmt.s', { s: ss });
+}
+
+/** Whole seconds as "{n} s" (no conversion to minutes; for the parts of a sum). */
+export function secs(seconds) {
+  const n = Number(seconds);
+  return Number.isFinite(n) ? t('fmt.s', { s: Math.round(n) }) : '—';
+}
+
+const fmtCache = new Map();
+function dateFormat(kind) {
+  const loc = dateLocale();
+  const key = `${loc}|${kind}`;
+  if (!fmtCache.has(key)) {
+    const opts = {
+      datetime: { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' },
+      date: { year: 'numeric', month: '2-digit', day: '2-digit' },
+      time: { hour: '2-digit', minute: '2-digit' },
+      daymonth: { month: 'numeric', day: 'numeric' },
+    }[kind];
+    let f;
+    try {
+      f = new Intl.DateTimeFormat(loc, opts);
+    } catch {
+      f = new Intl.DateTimeFormat(undefined, opts);
+    }
+    fmtCache.set(key, f);
+  }
+  return fmtCache.get(key);
+}
+
+/**
+ * A timestamp from the API (ISO-8601 UTC, or seconds/ms since the epoch) in the browser's
+ * time zone and the locale of dateLocale(); `kind` is datetime, date, time or daymonth.
+ */
+export function timestamp(ts, kind = 'datetime') {
   if (ts === null || ts === undefined || ts === '') return '—';
-  const d = typeof ts === 'number' ? new Date(ts > 1e12 ? ts : ts * 1000) : new Date(ts);
-  if (Number.isNaN(d.getTime())) return String(ts);
-  return d.toLocaleString(document.documentElement.lang === 'ja' ? 'ja-JP' : 'en-GB');
+  const d = ts instanceof Date ? ts : toDate(ts);
+  if (!d) return String(ts);
+  return dateFormat(kind).format(d);
+}
+
+/** A <time> element: localized text, the exact UTC instant in datetime= and the tooltip. */
+export function timeEl(ts, attrs) {
+  const d = toDate(ts);
+  if (!d) return h('span', { ...(attrs || {}), text: ts === null || ts === undefined || ts === '' ? '—' : String(ts) });
+  return h('time', { ...(attrs || {}), datetime: d.toISOString(), title: d.toISOString(), text: timestamp(d) });
 }
 
 export function toDate(ts) {
+  if (ts instanceof Date) return Number.isNaN(ts.getTime()) ? null : ts;
+  if (ts === null || ts === undefined || ts === '') return null;
   const d = typeof ts === 'number' ? new Date(ts > 1e12 ? ts : ts * 1000) : new Date(ts);
   return Number.isNaN(d.getTime()) ? null : d;
 }

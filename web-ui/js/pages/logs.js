@@ -2,7 +2,8 @@
 import * as api from '../api.js';
 import { h } from '../dom.js';
 import { t, tOr } from '../i18n.js';
-import { pageHeader, field, select, busy, loading, timestamp, toDate, num } from '../ui.js';
+import { pageHeader, field, select, busy, loading, timeEl, toDate, num } from '../ui.js';
+import { eventTitle } from '../words.js';
 import { lineChart } from '../chart.js';
 
 const SEVERITIES = ['info', 'warning', 'critical'];
@@ -27,13 +28,22 @@ export function renderEvents(root) {
   root.append(bar, count, tableBox);
   let rows = [];
 
+  // Title from the stable id (translated); the server's English message is secondary detail
+  // (only when it says more than the title). Unknown ids fall back to the server message.
+  function describe(e) {
+    const title = eventTitle(e);
+    const msg = typeof e.message === 'string' ? e.message.trim() : '';
+    if (title === null) return { title: msg || String(e.id || ''), detail: '' };
+    return { title, detail: msg && msg.toLowerCase() !== title.toLowerCase() ? msg : '' };
+  }
+
   function draw() {
     const want = sev.value;
     const needle = search.value.trim().toLowerCase();
     const shown = rows.filter((e) => {
       if (want && String(e.severity || '').toLowerCase() !== want) return false;
       if (needle) {
-        const hay = `${e.id} ${e.message} ${e.state} ${e.source}`.toLowerCase();
+        const hay = `${e.id} ${describe(e).title} ${e.message} ${e.state} ${e.source}`.toLowerCase();
         if (!hay.includes(needle)) return false;
       }
       return true;
@@ -43,24 +53,32 @@ export function renderEvents(root) {
       tableBox.replaceChildren(h('p', { class: 'empty', text: t('events.none') }));
       return;
     }
+    const heads = ['events.time', 'events.severity', 'events.event', 'events.state', 'events.message', 'events.source'];
+    const label = (i) => ({ 'data-label': t(heads[i]) });
     const tbody = h('tbody');
     for (const e of shown) {
-      const sevText = String(e.severity || '');
+      const sevText = String(e.severity || '').toLowerCase();
       const fields = e.fields && typeof e.fields === 'object'
         ? Object.entries(e.fields).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(', ')
         : '';
-      tbody.append(h('tr', { class: `sev-${sevText.toLowerCase()}` }, [
-        h('td', { class: 'nowrap', text: timestamp(e.ts) }),
-        h('td', null, h('span', { class: `pill pill-${sevText.toLowerCase()}`, text: SEVERITIES.includes(sevText.toLowerCase()) ? t(`sev.${sevText.toLowerCase()}`) : sevText })),
-        h('td', null, [h('span', { text: tOr(`ev.${e.id}`, e.id || '') }), h('div', { class: 'subtle mono', text: e.id || '' })]),
-        h('td', { text: e.state || '' }),
-        h('td', null, [h('span', { text: e.message || '' }), fields ? h('div', { class: 'subtle mono', text: fields }) : null]),
-        h('td', { text: e.source || '' }),
+      const d = describe(e);
+      const state = typeof e.state === 'string' && e.state ? tOr(`state.${e.state}`, e.state) : '';
+      tbody.append(h('tr', { class: `sev-${sevText}`, 'data-event': e.id || '' }, [
+        h('td', { class: 'ev-time', ...label(0) }, timeEl(e.ts)),
+        h('td', { class: 'ev-sev', ...label(1) }, h('span', { class: `pill pill-${sevText}`, text: SEVERITIES.includes(sevText) ? t(`sev.${sevText}`) : String(e.severity || '') })),
+        // One child per cell, so the phone layout's label + value grid has two columns.
+        h('td', { class: 'ev-title', ...label(2) }, h('div', null, [h('span', { class: 'ev-name', text: d.title }), h('div', { class: 'subtle mono', text: e.id || '' })])),
+        h('td', { class: 'ev-state', ...label(3), text: state === '—' ? '' : state }),
+        h('td', { class: 'ev-detail', ...label(4) }, d.detail || fields ? h('div', null, [
+          d.detail ? h('span', { class: 'ev-msg', lang: 'en', text: d.detail }) : null,
+          fields ? h('div', { class: 'subtle mono', text: fields }) : null,
+        ]) : null),
+        h('td', { class: 'ev-source', ...label(5), text: e.source || '' }),
       ]));
     }
-    const table = h('table', { class: 'data', id: 'event-table' }, [
+    const table = h('table', { class: 'data stack', id: 'event-table' }, [
       h('caption', { class: 'sr-only', text: t('events.title') }),
-      h('thead', null, h('tr', null, ['events.time', 'events.severity', 'events.event', 'events.state', 'events.message', 'events.source'].map((k) => h('th', { scope: 'col', text: t(k) })))),
+      h('thead', null, h('tr', null, heads.map((k) => h('th', { scope: 'col', text: t(k) })))),
       tbody,
     ]);
     tableBox.replaceChildren(table);
@@ -148,7 +166,7 @@ export function renderDatalog(root) {
       h('summary', { text: t('datalog.table', { n: recent.length }) }),
       h('div', { class: 'table-wrap', tabindex: '0', 'aria-label': t('datalog.title') }, h('table', { class: 'data' }, [
         h('thead', null, h('tr', null, [h('th', { scope: 'col', text: t('events.time') }), ...keys.map((k) => h('th', { scope: 'col', text: t(`dl.${k}`) }))])),
-        h('tbody', null, recent.map((x) => h('tr', null, [h('td', { class: 'nowrap', text: timestamp(x.ts) }), ...keys.map((k) => h('td', { class: 'num', text: num(x[k], k === 'battery_v' ? 2 : k === 'runtime_s' ? 0 : 1) }))]))),
+        h('tbody', null, recent.map((x) => h('tr', null, [h('td', { class: 'nowrap' }, timeEl(x.ts)), ...keys.map((k) => h('td', { class: 'num', text: num(x[k], k === 'battery_v' ? 2 : k === 'runtime_s' ? 0 : 1) }))]))),
       ])),
     );
   }

@@ -3,25 +3,27 @@ import * as api from '../api.js';
 import { h, nextId } from '../dom.js';
 import { t, tOr } from '../i18n.js';
 import { pageHeader, section, field, fieldError, select, busy, loading, note } from '../ui.js';
+import { planSentence, shutdownState, upsValueText } from '../words.js';
 
 // What the UI knows about keys of upsguard.ini (host/src/config/model.rs). Unknown keys
 // still show, as text fields; the server validates everything either way.
 const META = {
+  // `when`: the field is shown only while the form's current values satisfy it (live).
   Shutdown: {
     policy: { type: 'enum', values: ['immediately', 'on_battery_delay', 'low_battery', 'threshold', 'low_runtime'] },
-    on_battery_delay_s: { type: 'int', min: 1, max: 86400 },
-    low_battery_runtime_s: { type: 'int', min: 0, max: 7200 },
-    threshold_charge_pct: { type: 'int', min: 0, max: 100 },
-    threshold_runtime_min: { type: 'int', min: 0, max: 1440 },
+    on_battery_delay_s: { type: 'int', min: 1, max: 86400, when: (v) => v.policy === 'on_battery_delay' },
+    low_battery_runtime_s: { type: 'int', min: 0, max: 7200, when: (v) => v.policy === 'low_battery' },
+    threshold_charge_pct: { type: 'int', min: 0, max: 100, when: (v) => v.policy === 'threshold' },
+    threshold_runtime_min: { type: 'int', min: 0, max: 1440, when: (v) => v.policy === 'threshold' },
     command_file: { type: 'text' },
     command_file_duration_s: { type: 'int', min: 0, max: 3600 },
     os_shutdown_command: { type: 'text' },
     os_shutdown_duration_s: { type: 'int', min: 10, max: 3600 },
     turn_off_ups: { type: 'bool' },
-    ups_off_mode: { type: 'enum', values: ['return', 'stay_off', 'sleep'] },
-    sleep_hours: { type: 'int', min: 1, max: 99 },
+    ups_off_mode: { type: 'enum', values: ['return', 'stay_off', 'sleep'], when: (v) => isTrue(v.turn_off_ups) },
+    sleep_hours: { type: 'int', min: 1, max: 99, when: (v) => isTrue(v.turn_off_ups) && v.ups_off_mode === 'sleep' },
     comm_lost_on_battery_shutdown: { type: 'bool' },
-    comm_lost_on_battery_delay_s: { type: 'int', min: 0, max: 3600 },
+    comm_lost_on_battery_delay_s: { type: 'int', min: 0, max: 3600, when: (v) => isTrue(v.comm_lost_on_battery_shutdown) },
   },
   Logging: {
     event_log_max_kb: { type: 'int', min: 256, max: 1048576 },
@@ -46,18 +48,25 @@ function humanize(key) {
   return key.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
 }
 
-/** A form for one config section: loads it, shows a control per key, PUTs changed keys. */
-export function configForm(sectionName, ctx, { titleKey, introKey, keys } = {}) {
+/**
+ * A form for one config section: loads it, shows a control per key, PUTs changed keys.
+ * `groups`: [{titleKey, hintKey, keys}] puts those keys, in that order, into fieldsets (keys
+ * of no group follow in an "Other settings" fieldset). `onValues(values, dirty, original)` is
+ * called after loading and on every edit. `notes`: nodes shown above the fields.
+ */
+export function configForm(sectionName, ctx, { titleKey, introKey, keys, groups, onValues, notes } = {}) {
   const form = h('form', { class: 'card config-form', 'data-section': sectionName, 'aria-labelledby': `${sectionName}-h` });
   const title = h('h2', { id: `${sectionName}-h`, text: t(titleKey || `section.${sectionName}`) });
   const body = h('div', { class: 'fields' }, loading());
   const save = h('button', { type: 'submit', class: 'btn btn-primary', text: t('common.save'), disabled: true });
   const reset = h('button', { type: 'button', class: 'btn btn-quiet', text: t('common.revert'), disabled: true });
   form.append(title);
+  for (const n of [].concat(notes || [])) form.append(n);
   if (introKey) form.append(h('p', { class: 'intro', text: t(introKey) }));
   form.append(body, h('div', { class: 'actions' }, [save, reset]));
   let original = {};
   let controls = {};
+  let wraps = {};
 
   function control(key, value) {
     const m = (META[sectionName] || {})[key] || {};
@@ -111,10 +120,28 @@ export function configForm(sectionName, ctx, { titleKey, introKey, keys } = {}) 
     return out;
   }
 
+  /** The form's current values as the INI spells them (checkboxes as "true"/"false"). */
+  function current() {
+    const out = {};
+    for (const [key, c] of Object.entries(controls)) out[key] = c.type === 'checkbox' ? (c.checked ? 'true' : 'false') : c.value;
+    return out;
+  }
+
+  /** Show only the fields that apply to the current values (META `when`). */
+  function applyVisibility() {
+    const v = current();
+    for (const [key, wrap] of Object.entries(wraps)) {
+      const m = (META[sectionName] || {})[key] || {};
+      wrap.hidden = typeof m.when === 'function' ? !m.when(v) : false;
+    }
+  }
+
   function refreshButtons() {
     const dirty = Object.keys(changed()).length > 0;
     save.disabled = !dirty;
     reset.disabled = !dirty;
+    applyVisibility();
+    if (onValues) onValues(current(), dirty, original);
   }
 
   async function load() {
@@ -126,14 +153,36 @@ export function configForm(sectionName, ctx, { titleKey, introKey, keys } = {}) 
       return;
     }
     controls = {};
+    wraps = {};
     const wanted = keys ? keys.filter((k) => Object.hasOwn(original, k)) : Object.keys(original);
-    body.replaceChildren(...wanted.map((key) => {
+    const build = (key) => {
       const [c, wrap] = control(key, original[key]);
       controls[key] = c;
+      wraps[key] = wrap;
+      wrap.setAttribute('data-key', key);
       c.addEventListener('input', refreshButtons);
       c.addEventListener('change', refreshButtons);
       return wrap;
-    }));
+    };
+    if (groups) {
+      const placed = new Set();
+      const sets = [];
+      const fieldset = (titleText, hintText, list, name) => h('fieldset', { class: 'group', 'data-group': name }, [
+        h('legend', { text: titleText }),
+        hintText ? h('p', { class: 'hint group-hint', text: hintText }) : null,
+        ...list.map(build),
+      ]);
+      for (const g of groups) {
+        const list = g.keys.filter((k) => wanted.includes(k));
+        list.forEach((k) => placed.add(k));
+        if (list.length) sets.push(fieldset(t(g.titleKey), g.hintKey ? t(g.hintKey) : '', list, g.titleKey));
+      }
+      const rest = wanted.filter((k) => !placed.has(k));
+      if (rest.length) sets.push(fieldset(t('shutdown.grpOther'), '', rest, 'other'));
+      body.replaceChildren(...sets);
+    } else {
+      body.replaceChildren(...wanted.map(build));
+    }
     if (wanted.length === 0) body.replaceChildren(h('p', { class: 'empty', text: t('common.nothing') }));
     refreshButtons();
   }
@@ -147,6 +196,7 @@ export function configForm(sectionName, ctx, { titleKey, introKey, keys } = {}) 
       await busy(save, () => api.setConfig(sectionName, diff));
       ctx.notify(t('common.saved'));
       await load();
+      form.dispatchEvent(new CustomEvent('saved'));
     } catch (err) {
       // The API layer showed the server's message; the refused field gets it too.
       const key = err && err.body && typeof err.body.key === 'string' ? err.body.key : '';
@@ -163,16 +213,83 @@ export function configForm(sectionName, ctx, { titleKey, introKey, keys } = {}) 
 }
 
 // --- Shutdown ------------------------------------------------------------------------------
+const SHUTDOWN_GROUPS = [
+  { titleKey: 'shutdown.grpPolicy', hintKey: 'shutdown.policyHint', keys: ['policy', 'on_battery_delay_s', 'low_battery_runtime_s', 'threshold_charge_pct', 'threshold_runtime_min'] },
+  { titleKey: 'shutdown.grpSequence', keys: ['command_file', 'command_file_duration_s', 'os_shutdown_command', 'os_shutdown_duration_s'] },
+  { titleKey: 'shutdown.grpUps', keys: ['turn_off_ups', 'ups_off_mode', 'sleep_hours'] },
+  { titleKey: 'shutdown.grpComm', keys: ['comm_lost_on_battery_shutdown', 'comm_lost_on_battery_delay_s'] },
+];
+
+/** The status's shutdown object with the form's (unsaved) [Shutdown] values laid over it. */
+function planWith(sd, v) {
+  const n = (x, d) => (x === undefined || x === null || String(x).trim() === '' || !Number.isFinite(Number(x)) ? d : Number(x));
+  const o = { ...sd };
+  if (v.policy) o.policy = v.policy;
+  o.on_battery_delay_s = n(v.on_battery_delay_s, sd.on_battery_delay_s);
+  o.low_battery_runtime_s = n(v.low_battery_runtime_s, sd.low_battery_runtime_s);
+  o.threshold_charge_pct = n(v.threshold_charge_pct, sd.threshold_charge_pct);
+  o.threshold_runtime_s = v.threshold_runtime_min === undefined ? sd.threshold_runtime_s : n(v.threshold_runtime_min, 0) * 60;
+  o.command_file_s = n(v.command_file_duration_s, sd.command_file_s);
+  o.os_shutdown_s = n(v.os_shutdown_duration_s, sd.os_shutdown_s);
+  o.low_runtime_s = n(o.command_file_s, 0) + n(o.os_shutdown_s, 0) + n(sd.margin_s, 0);
+  o.plan = '';
+  return o;
+}
+
 export function renderShutdown(root, ctx) {
   root.append(pageHeader('shutdown.title', 'shutdown.intro'));
-  root.append(configForm('Shutdown', ctx, { titleKey: 'shutdown.settings' }));
+
+  // The plan first: what the saved settings do, and what the edited ones would do.
+  const planText = h('p', { class: 'plan-text', id: 'shutdown-plan' }, loading());
+  const planLabel = h('p', { class: 'hint', id: 'shutdown-plan-label' });
+  root.append(h('section', { class: 'card plan-card', 'aria-labelledby': 'plan-h' }, [h('h2', { id: 'plan-h', text: t('plan.title') }), planLabel, planText]));
+  let sd = null;
+  let formValues = null;
+  let formDirty = false;
+  function drawPlan() {
+    if (!sd) {
+      planLabel.textContent = '';
+      planText.textContent = t('plan.unavailable');
+      planText.classList.add('empty');
+      return;
+    }
+    planText.classList.remove('empty');
+    const shown = formDirty && formValues ? planWith(sd, formValues) : sd;
+    planLabel.textContent = t(formDirty ? 'plan.unsaved' : 'plan.current');
+    planText.textContent = planSentence(shown) || sd.plan || '—';
+    planText.dataset.policy = shown.policy || '';
+  }
+  async function loadPlan() {
+    try {
+      const st = await api.status();
+      const s0 = shutdownState(st);
+      sd = s0.structured ? s0 : null;
+    } catch {
+      sd = null;
+    }
+    drawPlan();
+  }
+
+  const form = configForm('Shutdown', ctx, {
+    titleKey: 'shutdown.settings',
+    groups: SHUTDOWN_GROUPS,
+    onValues: (values, dirty) => {
+      formValues = values;
+      formDirty = dirty;
+      if (sd) drawPlan();
+    },
+  });
+  form.addEventListener('saved', loadPlan);
+  root.append(form);
+  loadPlan();
 
   const hours = h('input', { type: 'number', min: 1, max: 99, step: 1, value: 1, id: 'sleep-hours', inputmode: 'numeric' });
-  const graceful = h('input', { type: 'checkbox', id: 'sleep-graceful', checked: true });
-  const sleepBtn = h('button', { type: 'button', class: 'btn btn-warn', text: t('shutdown.sleepBtn') });
+  const graceful = h('input', { type: 'checkbox', id: 'sleep-graceful', checked: true, 'aria-describedby': 'sleep-graceful-hint' });
+  const sleepBtn = h('button', { type: 'button', class: 'btn btn-warn', text: t('shutdown.sleepBtn'), id: 'sleep-start' });
   const nowBtn = h('button', { type: 'button', class: 'btn btn-danger', text: t('shutdown.nowBtn'), id: 'shutdown-now' });
   sleepBtn.addEventListener('click', async () => {
-    if (!window.confirm(t('shutdown.sleepConfirm', { h: hours.value }))) return;
+    const question = graceful.checked ? 'shutdown.sleepConfirm' : 'shutdown.sleepConfirmRaw';
+    if (!window.confirm(t(question, { h: hours.value }))) return;
     try {
       await busy(sleepBtn, () => api.sleep(Number(hours.value), graceful.checked));
       ctx.notify(t('shutdown.started'));
@@ -189,7 +306,11 @@ export function renderShutdown(root, ctx) {
     note('shutdown.actionsNote', 'note note-warn'),
     h('div', { class: 'inline-form' }, [
       field(t('shutdown.sleepHours'), hours),
-      h('div', { class: 'field field-check' }, [graceful, h('label', { for: 'sleep-graceful', text: t('shutdown.graceful') })]),
+      h('div', { class: 'field field-check' }, [
+        graceful,
+        h('label', { for: 'sleep-graceful', text: t('shutdown.graceful') }),
+        h('p', { class: 'hint', id: 'sleep-graceful-hint', text: t('shutdown.gracefulHint') }),
+      ]),
       h('div', { class: 'actions' }, [sleepBtn]),
     ]),
     h('div', { class: 'actions' }, [nowBtn]),
@@ -421,7 +542,8 @@ export function renderUps(root, ctx) {
       const cur = st.value === null || st.value === undefined ? '' : String(st.value);
       const permitted = (Array.isArray(st.permitted) ? st.permitted : []).map(String);
       if (cur !== '' && !permitted.includes(cur)) permitted.unshift(cur);
-      const sel = select(permitted.length ? permitted.map((v) => [v, v]) : [['', '—']], cur);
+      // Option text "336 — every 14 days"; the value submitted stays the UPS's code.
+      const sel = select(permitted.length ? permitted.map((v) => [v, upsValueText(st.name, v)]) : [['', '—']], cur);
       if (permitted.length < 2) sel.disabled = true;
       sel.id = nextId('ups');
       sel.setAttribute('data-setting', st.name);
@@ -430,11 +552,11 @@ export function renderUps(root, ctx) {
       apply.addEventListener('click', async () => {
         try {
           await busy(apply, () => api.setUpsSetting(st.name, sel.value));
-          ctx.notify(t('ups.applied', { name: tOr(`upsSet.${st.name}`, st.name), value: sel.value }));
+          ctx.notify(t('ups.applied', { name: tOr(`upsSet.${st.name}`, st.name), value: upsValueText(st.name, sel.value) }));
           load();
         } catch { /* shown */ }
       });
-      return h('div', { class: 'row-setting' }, [field(tOr(`upsSet.${st.name}`, humanize(st.name)), sel, t('ups.current', { v: cur || '—' })), apply]);
+      return h('div', { class: 'row-setting' }, [field(tOr(`upsSet.${st.name}`, humanize(st.name)), sel, t('ups.current', { v: upsValueText(st.name, cur) })), apply]);
     }));
   }
   load();
@@ -443,9 +565,11 @@ export function renderUps(root, ctx) {
 // --- Network services ------------------------------------------------------------------------
 export function renderNetwork(root, ctx) {
   root.append(pageHeader('network.title', 'network.intro'));
-  root.append(configForm('SNMP', ctx, { introKey: 'network.snmpNote' }));
-  root.append(configForm('NUT', ctx, { introKey: 'network.nutNote' }));
-  root.append(configForm('NIS', ctx, { introKey: 'network.nisNote' }));
+  // Not implemented yet (issue 7): say so beside each section, before its settings.
+  const notImpl = (proto) => h('p', { class: 'note note-warn not-implemented', 'data-service': proto, text: t('network.notImpl', { proto }) });
+  root.append(configForm('SNMP', ctx, { introKey: 'network.snmpNote', notes: notImpl('SNMP') }));
+  root.append(configForm('NUT', ctx, { introKey: 'network.nutNote', notes: notImpl('NUT') }));
+  root.append(configForm('NIS', ctx, { introKey: 'network.nisNote', notes: notImpl('NIS') }));
   root.append(section('network.metrics', [note('network.metricsNote')]));
 }
 

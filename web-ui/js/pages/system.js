@@ -5,6 +5,7 @@ import { t } from '../i18n.js';
 import { pageHeader, section, field, fieldError, busy, note, dl, loading, timestamp, select } from '../ui.js';
 import { policyChecks } from './auth.js';
 import { configForm } from './settings.js';
+import { selfTestText, transferText } from '../words.js';
 
 export function renderDiagnostics(root, ctx) {
   root.append(pageHeader('diag.title', 'diag.intro'));
@@ -14,8 +15,8 @@ export function renderDiagnostics(root, ctx) {
     try {
       const st = await api.status();
       result.replaceChildren(dl([
-        [t('status.selfTest'), st.self_test || '—'],
-        [t('status.lastTransfer'), st.last_transfer || '—'],
+        [t('status.selfTest'), selfTestText(st.self_test)],
+        [t('status.lastTransfer'), transferText(st.last_transfer)],
         [t('status.batteryV'), st.battery_voltage === undefined ? '—' : `${st.battery_voltage} V`],
       ]));
     } catch {
@@ -256,15 +257,33 @@ export function renderSecurity(root, ctx) {
   root.append(configForm('Web', ctx, { titleKey: 'sec.web', introKey: 'sec.webNote' }));
 }
 
+/** The program's version: GET /status → version, else the OpenAPI document's info.version. */
+async function programVersion() {
+  try {
+    const st = await api.status();
+    if (st && typeof st.version === 'string' && st.version) return st.version;
+  } catch { /* try the next source */ }
+  try {
+    const doc = await api.openapi();
+    const v = doc && doc.info && doc.info.version;
+    if (typeof v === 'string' && v) return v;
+  } catch { /* unknown */ }
+  return '';
+}
+
 export function renderAbout(root) {
   root.append(pageHeader('about.title'));
-  root.append(section('about.product', [
-    h('p', { text: t('about.text') }),
-    dl([
-      [t('about.ui'), 'web-ui (static, no external resources)'],
-      [t('about.api'), '/api/v1'],
-      [t('about.browser'), navigator.userAgent],
-    ]),
-  ]));
+  const version = h('dd', { id: 'about-version', class: 'mono', text: t('common.loading') });
+  const facts = dl([
+    [t('about.ui'), t('about.uiText')],
+    [t('about.api'), '/api/v1'],
+    [t('about.browser'), navigator.userAgent],
+  ]);
+  facts.prepend(h('dt', { text: t('about.version') }), version);
+  root.append(section('about.product', [h('p', { text: t('about.text') }), facts]));
   root.append(section('about.security', [h('ul', { class: 'bullets' }, ['about.s1', 'about.s2', 'about.s3', 'about.s4', 'about.s5'].map((k) => h('li', { text: t(k) })))]));
+  programVersion().then((v) => {
+    version.textContent = v ? `upsguard ${v}` : t('about.versionUnknown');
+    version.dataset.version = v;
+  });
 }
