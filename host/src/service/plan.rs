@@ -33,6 +33,10 @@ pub struct ShutdownView {
     pub starts_in_s: Option<u64>,
     /// Seconds since the current phase began (pending, command file, OS shutdown, completed).
     pub phase_age_s: Option<u64>,
+    /// When the current sequence (or its pending trigger) began, ISO-8601 UTC.
+    pub since: Option<String>,
+    /// When a completed sequence completed, ISO-8601 UTC.
+    pub completed_at: Option<String>,
 }
 
 /// The INI spelling of a core policy.
@@ -134,12 +138,20 @@ pub fn view(
         } => (charge_pct, runtime_s),
         _ => (0, 0),
     };
-    let (reason, since) = match phase {
-        Phase::Idle => (None, None),
+    let (reason, since, completed) = match phase {
+        Phase::Idle => (None, None, None),
         Phase::Pending { reason, since, .. }
         | Phase::CommandFile { reason, since, .. }
-        | Phase::OsShutdown { reason, since } => (Some(reason), Some(since)),
-        Phase::Completed { reason, at, .. } => (Some(reason), Some(at)),
+        | Phase::OsShutdown { reason, since } => (Some(reason), Some(since), None),
+        Phase::Completed { reason, since, at } => (Some(reason), Some(since), Some(at)),
+    };
+    // The core counts milliseconds on the service's monotonic clock: back to wall time.
+    let wall = |t: upsguard_core::time::Instant| {
+        let ago = now.saturating_since(t).as_millis();
+        let at = time::OffsetDateTime::now_utc()
+            - time::Duration::milliseconds(i64::try_from(ago).unwrap_or(i64::MAX));
+        at.format(&time::format_description::well_known::Rfc3339)
+            .ok()
     };
     ShutdownView {
         phase: phase_id(phase).to_string(),
@@ -159,7 +171,11 @@ pub fn view(
         plan: sentence(cfg),
         // Rounded up: "starts in 0 s" only once it has started.
         starts_in_s: starts_in.map(|d| d.as_millis().div_ceil(1000)),
-        phase_age_s: since.map(|s| now.saturating_since(s).as_secs()),
+        phase_age_s: completed
+            .or(since)
+            .map(|s| now.saturating_since(s).as_secs()),
+        since: since.and_then(wall),
+        completed_at: completed.and_then(wall),
     }
 }
 
