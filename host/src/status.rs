@@ -69,6 +69,53 @@ pub struct StatusView {
     /// upsguard's version.
     #[serde(default)]
     pub version: String,
+    /// What the administrator should fix (filled by the service); empty when all is well.
+    #[serde(default)]
+    pub problems: Vec<Problem>,
+}
+
+/// Something wrong that the service works around (on safe defaults) but cannot fix itself.
+/// Serialised as `{"kind":"event_log","key":"events.jsonl","message":"…"}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    /// What it is about: a file name or path, or `[Section] key`.
+    pub key: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(kind: ProblemKind, key: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem {
+            kind,
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// Events cannot be written (disk full, I/O error).
+    EventLog,
+    /// A configuration entry was refused (unknown key or section, invalid value).
+    Config,
+    /// A file or folder was refused for its owner or mode.
+    FilePermissions,
+    /// The configuration enables something this build does not have.
+    NotImplemented,
+}
+
+impl ProblemKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemKind::EventLog => "event_log",
+            ProblemKind::Config => "config",
+            ProblemKind::FilePermissions => "file_permissions",
+            ProblemKind::NotImplemented => "not_implemented",
+        }
+    }
 }
 
 fn centi(v: &Option<Stamped<Centi>>) -> Option<f64> {
@@ -196,6 +243,7 @@ impl StatusView {
             self_test_running: s.self_test_running,
             refuted_alerts: s.refuted_alerts,
             version: env!("CARGO_PKG_VERSION").to_string(),
+            problems: Vec::new(),
         }
     }
 
@@ -306,6 +354,52 @@ impl StatusView {
             );
         }
         line("DATAAGE", self.status_age_ms.map(|v| format!("{v} ms")));
+        // Problem texts can quote file contents: escaped, one line each.
+        for p in &self.problems {
+            line(
+                "PROBLEM",
+                Some(format!(
+                    "{} {}: {}",
+                    p.kind.as_str(),
+                    crate::eventlog::display_escape(&p.key),
+                    crate::eventlog::display_escape(&p.message)
+                )),
+            );
+        }
         out
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_serialise_flat_and_render_one_line_each() {
+        let mut v = StatusView {
+            comm: "online".into(),
+            ..StatusView::default()
+        };
+        v.problems.push(Problem::new(
+            ProblemKind::EventLog,
+            "events.jsonl",
+            "no space\nleft",
+        ));
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(
+            json["problems"][0],
+            serde_json::json!({"kind":"event_log","key":"events.jsonl","message":"no space\nleft"})
+        );
+        let text = v.render_text();
+        assert!(
+            text.contains("PROBLEM  : event_log events.jsonl: no space\\x0aleft\n"),
+            "{text}"
+        );
+        // A status without the field (older service) still reads.
+        let mut old = json;
+        old.as_object_mut().unwrap().remove("problems");
+        let back: StatusView = serde_json::from_value(old).unwrap();
+        assert!(back.problems.is_empty());
     }
 }

@@ -938,3 +938,29 @@ fn status_does_not_wait_for_a_blocked_monitor() {
     // Once the monitor is back it logs and acts on what was decided.
     rig.wait_event("shutdown_started", Duration::from_secs(15));
 }
+
+/// What the administrator must fix is visible in the status (CLI and API share it): a
+/// mistyped key, an enabled server that does not exist yet.
+#[test]
+fn problems_are_visible_in_the_status() {
+    let mut rig = Rig::new(
+        "problems",
+        1,
+        &ini("[Shutdown]\npolcy = immediately\n\n[SNMP]\nenabled = true\n"),
+    );
+    rig.start_service();
+    let st = rig.status_json();
+    let problems = st["problems"].as_array().cloned().unwrap_or_default();
+    let has = |kind: &str, needle: &str| {
+        problems
+            .iter()
+            .any(|p| p["kind"] == kind && p.to_string().contains(needle))
+    };
+    assert!(has("config", "polcy"), "{st}");
+    assert!(has("not_implemented", "SNMP"), "{st}");
+    let (ok, text) = rig.cli(&["status"]);
+    assert!(
+        ok && text.contains("PROBLEM") && text.contains("polcy"),
+        "{text}"
+    );
+}

@@ -190,6 +190,10 @@ struct Monitor {
     creds: crate::notifications::Secrets,
     /// This machine's name, for notifications.
     host_name: String,
+    /// What the administrator should fix, from the latest configuration load.
+    config_problems: Vec<crate::status::Problem>,
+    /// Everything in `problems`, as the readers show it (status, web banner).
+    problems: watch::Sender<Vec<crate::status::Problem>>,
 }
 
 type SharedStore = std::sync::Arc<std::sync::Mutex<crate::credentials::CredentialStore>>;
@@ -447,9 +451,70 @@ impl Monitor {
     }
 
     fn append(&mut self, rec: &EventRecord) {
+        let failing = self.events.write_failure().is_some();
         if let Err(e) = self.events.append(rec) {
             tracing::error!("cannot write the event log: {e}");
         }
+        if failing != self.events.write_failure().is_some() || failing {
+            self.publish_problems();
+        }
+    }
+
+    /// Problems from a configuration load: refused entries and loose files, and servers
+    /// this version does not have.
+    fn set_config_problems(&mut self, warnings: &[config::ConfigWarning]) {
+        use crate::status::{Problem, ProblemKind};
+        let mut v = Vec::new();
+        for w in warnings {
+            let kind = match w.kind {
+                config::WarningKind::InsecurePermissions => ProblemKind::FilePermissions,
+                config::WarningKind::InvalidValue
+                | config::WarningKind::UnknownKey
+                | config::WarningKind::UnknownSection
+                | config::WarningKind::Duplicate
+                | config::WarningKind::MainFileUnusable
+                | config::WarningKind::BackupUnusable
+                | config::WarningKind::UsingDefaults => ProblemKind::Config,
+                _ => continue,
+            };
+            let key = match (&w.section, &w.key) {
+                (Some(s), Some(k)) => format!("[{s}] {k}"),
+                (Some(s), None) => format!("[{s}]"),
+                _ => w.file.as_ref().map_or_else(
+                    || config::MAIN_FILE.to_string(),
+                    |f| f.display().to_string(),
+                ),
+            };
+            v.push(Problem::new(kind, key, w.to_string()));
+        }
+        for (section, what) in self.cfg.unimplemented_servers() {
+            v.push(Problem::new(
+                ProblemKind::NotImplemented,
+                format!("[{section}] enabled"),
+                config::not_implemented_message(what),
+            ));
+        }
+        self.config_problems = v;
+        self.publish_problems();
+    }
+
+    fn publish_problems(&self) {
+        use crate::status::{Problem, ProblemKind};
+        let mut all = self.config_problems.clone();
+        if let Some(f) = self.events.write_failure() {
+            all.push(Problem::new(
+                ProblemKind::EventLog,
+                crate::eventlog::EVENTS_FILE,
+                f.summary(),
+            ));
+        }
+        self.problems.send_if_modified(|p| {
+            let changed = *p != all;
+            if changed {
+                *p = all;
+            }
+            changed
+        });
     }
 
     fn log_simple(&mut self, id: EventId, message: &str) {

@@ -24,13 +24,17 @@ pub struct Readers {
     pub driver: DriverHandle,
     pub clock: Clock,
     pub data_dir: PathBuf,
+    /// What the monitor found wrong (refused configuration, event-log failures, …).
+    pub problems: tokio::sync::watch::Receiver<Vec<crate::status::Problem>>,
 }
 
 impl Readers {
     /// The status as every server shows it.
     pub fn status(&self) -> StatusView {
         let state: Arc<UpsState> = self.driver.state().borrow().clone();
-        status_view(&state, self.clock.now())
+        let mut v = status_view(&state, self.clock.now());
+        v.problems = self.problems.borrow().clone();
+        v
     }
 
     /// Answers `req` without the monitor, or gives it back when only the monitor can.

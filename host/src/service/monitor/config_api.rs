@@ -154,8 +154,10 @@ impl Monitor {
             );
             self.append(&rec);
         }
+        let warnings = loaded.warnings.clone();
         self.cfg = loaded.config;
         warn_unimplemented(&self.cfg);
+        self.set_config_problems(&warnings);
         if self.cfg.credentials_present()
             && let Some(store) = self.creds.clone()
         {

@@ -11,6 +11,7 @@ pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result
     for w in &loaded.warnings {
         tracing::warn!("config: {w}");
     }
+    let config_warnings = loaded.warnings.clone();
     let cfg = loaded.config;
     warn_unimplemented(&cfg);
     // First start: neither the file nor its backup exists (missing, not damaged). Write the
@@ -130,10 +131,12 @@ pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result
     )
     .map_err(|e| format!("cannot start the UPS driver thread: {e}"))?;
     let state = driver.state();
+    let (problems_tx, problems_rx) = watch::channel(Vec::new());
     let readers = crate::service::requests::Readers {
         driver: driver.clone(),
         clock,
         data_dir: paths.data_dir.clone(),
+        problems: problems_rx,
     };
 
     let listener = ipc::bind(&paths.socket).map_err(|e| {
@@ -164,7 +167,10 @@ pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result
         notify_cfg: std::sync::Arc::new(config::Notifications::default()),
         creds: None,
         host_name: crate::notifications::host_name(),
+        config_problems: Vec::new(),
+        problems: problems_tx,
     };
+    m.set_config_problems(&config_warnings);
     m.notify_cfg = std::sync::Arc::new(m.cfg.notifications.clone());
     m.warn_incomplete_notifications();
     m.plan_schedules();
