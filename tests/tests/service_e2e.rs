@@ -964,3 +964,122 @@ fn problems_are_visible_in_the_status() {
         "{text}"
     );
 }
+
+/// A mistyped `--log` is refused before anything starts (it used to silence every line,
+/// the setup token included).
+#[test]
+fn invalid_log_filter_is_refused() {
+    let out = Command::new(bin_path("upsguard"))
+        .args(["run", "--simulate", "--no-web", "--log", "verbose"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("invalid --log filter `verbose`"), "{err}");
+    assert_eq!(
+        err.matches("invalid --log filter").count(),
+        1,
+        "printed once: {err}"
+    );
+}
+
+/// `run --simulate`: the web UI on loopback only, and one banner with the address, the setup
+/// token and the data dir; no colour codes when stderr is not a terminal.
+#[test]
+fn simulate_prints_one_banner_and_binds_loopback() {
+    let dir = TempDir::new("simbanner");
+    let data = dir.join("data");
+    let port = upsguard_tests::free_port();
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(data.join("upsguard.ini"), format!("[Web]\nport = {port}\n")).unwrap();
+    std::fs::set_permissions(
+        data.join("upsguard.ini"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let log = dir.join("svc.log");
+    let mut svc = ChildGuard::spawn(
+        "upsguard",
+        Command::new(bin_path("upsguard"))
+            .args(["run", "--simulate", "--data-dir"])
+            .arg(&data),
+        &log,
+    );
+    let text = wait_for(Duration::from_secs(60), Duration::from_millis(200), || {
+        let t = std::fs::read_to_string(&log).unwrap_or_default();
+        t.contains("Reset demo").then_some(t)
+    })
+    .unwrap_or_else(|| panic!("no banner:\n{}", svc.log_text()));
+    assert!(
+        text.contains(&format!("Web UI:      https://localhost:{port}/")),
+        "{text}"
+    );
+    assert!(text.contains("Setup token: "), "{text}");
+    assert!(
+        text.contains(&format!("Data dir:    {}", data.display())),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("upsguard is running against").count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in a log file: {text}"
+    );
+    // Loopback only: the port answers on 127.0.0.1, and nothing listens on the wildcard.
+    let listening = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let local = format!(":{port:04X}");
+    let locals: Vec<&str> = listening
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|a| a.ends_with(&local))
+        .collect();
+    assert_eq!(
+        locals,
+        [format!("0100007F{local}")],
+        "not on 127.0.0.1 only"
+    );
+    svc.stop(Duration::from_secs(5));
+}
+
+/// A data directory others can write is refused: monitoring goes on (logs in a fresh private
+/// directory), and the status says so.
+#[test]
+fn world_writable_data_dir_is_refused() {
+    let mut rig = Rig::new("hostiledata", 1, &ini(""));
+    std::fs::set_permissions(&rig.data, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let svc = ChildGuard::spawn(
+        "upsguard",
+        Command::new(bin_path("upsguard"))
+            .arg("--socket")
+            .arg(rig.socket())
+            .arg("run")
+            .arg("--config")
+            .arg(&rig.config)
+            .arg("--data-dir")
+            .arg(&rig.data)
+            .arg("--device")
+            .arg(&rig.link)
+            .arg("--no-web"),
+        &rig.dir.join("service.log"),
+    );
+    rig.svc = Some(svc);
+    let st = wait_for(Duration::from_secs(30), Duration::from_millis(200), || {
+        let (ok, text) = rig.cli(&["status", "--json"]);
+        let v: Value = serde_json::from_str(&text).ok()?;
+        (ok && v["comm"] == "online").then_some(v)
+    })
+    .unwrap_or_else(|| panic!("not monitoring\n{}", rig.logs()));
+    let problems = st["problems"].to_string();
+    assert!(
+        problems.contains("file_permissions") && problems.contains(&rig.data.display().to_string()),
+        "{st}"
+    );
+    assert!(
+        !rig.data.join("events.jsonl").exists(),
+        "the refused data dir was written to"
+    );
+}

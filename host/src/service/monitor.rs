@@ -192,6 +192,8 @@ struct Monitor {
     host_name: String,
     /// What the administrator should fix, from the latest configuration load.
     config_problems: Vec<crate::status::Problem>,
+    /// Files and folders refused at start-up (data dir).
+    file_problems: Vec<crate::status::Problem>,
     /// Everything in `problems`, as the readers show it (status, web banner).
     problems: watch::Sender<Vec<crate::status::Problem>>,
 }
@@ -500,7 +502,8 @@ impl Monitor {
 
     fn publish_problems(&self) {
         use crate::status::{Problem, ProblemKind};
-        let mut all = self.config_problems.clone();
+        let mut all = self.file_problems.clone();
+        all.extend(self.config_problems.iter().cloned());
         if let Some(f) = self.events.write_failure() {
             all.push(Problem::new(
                 ProblemKind::EventLog,

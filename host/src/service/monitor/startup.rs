@@ -4,7 +4,29 @@
 #[allow(unused_imports)]
 use super::*;
 
-pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result<(), String> {
+pub async fn run(args: RunArgs, mut paths: Paths, local_offset: UtcOffset) -> Result<(), String> {
+    // A data dir others can write (or owned by someone else) could hold a forged config,
+    // command files or TLS key: never use it. Monitoring goes on, with logs in a fresh
+    // private directory, and the refusal is an event and a problem in the status.
+    let refused_data_dir = match crate::files::check_data_dir(&paths.data_dir) {
+        Ok(()) => None,
+        Err(r) => {
+            let fallback = crate::files::fallback_data_dir()?;
+            tracing::error!(
+                "{r}; monitoring continues with logs in {} (fix the owner or mode and restart)",
+                fallback.display()
+            );
+            if paths.config.starts_with(&paths.data_dir) {
+                paths.config = fallback.join(config::MAIN_FILE);
+                paths.backup = fallback.join(config::BACKUP_FILE);
+            }
+            if paths.socket.starts_with(&paths.data_dir) {
+                paths.socket = fallback.join("upsguard.sock");
+            }
+            paths.data_dir = fallback;
+            Some(r)
+        }
+    };
     prepare_dir(&paths.data_dir)?;
     prepare_dir(&paths.data_dir.join(cmdfile::CMDFILES_DIR))?;
     let loaded = config::load(&paths.config, &paths.backup);
@@ -168,9 +190,29 @@ pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result
         creds: None,
         host_name: crate::notifications::host_name(),
         config_problems: Vec::new(),
+        file_problems: Vec::new(),
         problems: problems_tx,
     };
     m.set_config_problems(&config_warnings);
+    if let Some(r) = refused_data_dir {
+        let rec = EventRecord::new(
+            EventId::FilePermissionsRefused.as_str(),
+            Severity::Warning,
+            EventState::None,
+            &format!("{r}; the data directory was not used"),
+        )
+        .with_field("path", r.path.display().to_string());
+        m.append(&rec);
+        m.file_problems.push(crate::status::Problem::new(
+            crate::status::ProblemKind::FilePermissions,
+            r.path.display().to_string(),
+            format!(
+                "{r}; logs go to {} until it is fixed",
+                m.paths.data_dir.display()
+            ),
+        ));
+        m.publish_problems();
+    }
     m.notify_cfg = std::sync::Arc::new(m.cfg.notifications.clone());
     m.warn_incomplete_notifications();
     m.plan_schedules();
@@ -193,6 +235,7 @@ pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result
         store.clone(),
         notify_fail_tx,
     ));
+    let mut web_started = super::web::WebStarted::default();
     if let Some(store) = store.filter(|_| !args.no_web) {
         // The web side asks the monitor through the same request path as the CLI.
         let (web_tx, mut web_rx) = mpsc::unbounded_channel::<(Request, Reply)>();
@@ -215,11 +258,12 @@ pub async fn run(args: RunArgs, paths: Paths, local_offset: UtcOffset) -> Result
                 });
             }
         });
-        m.start_web(store, web_tx, args.web_test_clock_file.clone())
+        web_started = m
+            .start_web(store, web_tx, args.web_test_clock_file.clone())
             .await;
     }
     if simulate {
-        print_sim_banner(&m.paths, &device, _sim.as_ref());
+        print_sim_banner(&m.paths, _sim.as_ref(), &web_started);
     }
     systemd::notify("READY=1");
 
@@ -293,27 +337,39 @@ pub(super) fn link_config(cfg: &Config) -> LinkConfig {
     }
 }
 
-pub(super) fn print_sim_banner(paths: &Paths, device: &Path, sim: Option<&super::sim::Sim>) {
-    println!("upsguard is monitoring the built-in emulated UPS.");
-    println!("  emulated serial port : {}", device.display());
-    println!(
-        "  event log            : {}",
-        paths.data_dir.join("events.jsonl").display()
-    );
-    println!(
-        "  data log             : {}",
-        paths.data_dir.join("datalog.csv").display()
-    );
-    println!("  configuration        : {}", paths.config.display());
-    println!(
-        "  status from the CLI  : upsguard --socket {} status",
-        paths.socket.display()
-    );
-    if let Some(addr) = sim.and_then(|s| s.control_addr()) {
-        println!("  emulator control     : {addr}");
+/// One banner at the end of start-up: everything a first-time user needs, once.
+pub(super) fn print_sim_banner(
+    paths: &Paths,
+    sim: Option<&super::sim::Sim>,
+    web: &super::web::WebStarted,
+) {
+    let mut b = String::from("\nupsguard is running against the emulated UPS.\n");
+    match &web.url {
+        Some(u) => b.push_str(&format!("  Web UI:      {u}   (self-signed certificate)\n")),
+        None => b.push_str("  Web UI:      not running (see the log above)\n"),
     }
-    println!("Type emulator commands here: `mains off`, `mains on`, `load 80`, `status`, `help`.");
-    println!("Simulation mode never shuts this machine down: the OS shutdown step is only logged.");
+    if let Some(t) = &web.setup_token {
+        b.push_str(&format!(
+            "  Setup token: {t}   (one-time; create the administrator in the web UI)\n"
+        ));
+    }
+    b.push_str(&format!(
+        "  Data dir:    {}   (config, logs, control socket)\n",
+        paths.data_dir.display()
+    ));
+    b.push_str(&format!(
+        "  CLI:         upsguard --socket {} status\n",
+        paths.socket.display()
+    ));
+    if let Some(addr) = sim.and_then(|s| s.control_addr()) {
+        b.push_str(&format!("  Emulator:    control port {addr}\n"));
+    }
+    b.push_str(
+        "  Emulator:    type `mains off`, `mains on`, `load 80`, `self-test`, `help` here\n",
+    );
+    b.push_str("  Reset demo:  stop upsguard (Ctrl-C) and delete the data dir\n");
+    b.push_str("Simulation never shuts this machine down: the OS shutdown step is only logged.\n");
+    print!("{b}");
 }
 
 pub(super) fn spawn_stdin_reader() -> mpsc::UnboundedReceiver<String> {

@@ -4,6 +4,13 @@
 #[allow(unused_imports)]
 use super::*;
 
+/// What the start-up banner says about the web UI.
+#[derive(Debug, Default)]
+pub(super) struct WebStarted {
+    pub url: Option<String>,
+    pub setup_token: Option<String>,
+}
+
 impl Monitor {
     /// Setup token, certificate and the HTTPS listener. Every failure here is a log message:
     /// monitoring goes on without the web UI.
@@ -12,8 +19,9 @@ impl Monitor {
         store: SharedStore,
         tx: crate::web::api::MonitorTx,
         clock_file: Option<PathBuf>,
-    ) {
+    ) -> WebStarted {
         use crate::credentials::{SETUP_TOKEN_TTL, SetupToken};
+        let mut started = WebStarted::default();
         let data_dir = self.paths.data_dir.clone();
         let has_admin = store
             .lock()
@@ -23,10 +31,13 @@ impl Monitor {
             let _ = SetupToken::discard(&data_dir);
         } else {
             match SetupToken::create(&data_dir) {
-                Ok(token) => tracing::warn!(
-                    "web: no administrator yet. One-time setup token: {token} (valid {} h; enter it on the setup page)",
-                    SETUP_TOKEN_TTL.as_secs() / 3600
-                ),
+                Ok(token) => {
+                    tracing::warn!(
+                        "web: no administrator yet. One-time setup token: {token} (valid {} h; enter it on the setup page)",
+                        SETUP_TOKEN_TTL.as_secs() / 3600
+                    );
+                    started.setup_token = Some(token.to_string());
+                }
                 Err(e) => tracing::error!("web: cannot create a setup token: {e}"),
             }
         }
@@ -35,7 +46,7 @@ impl Monitor {
             Ok(t) => std::sync::Arc::new(t),
             Err(e) => {
                 tracing::error!("web: not started: certificate: {e}");
-                return;
+                return started;
             }
         };
         if tls.generated_at_start() {
@@ -43,16 +54,27 @@ impl Monitor {
         }
         self.web_tls = Some(std::sync::Arc::clone(&tls));
         self.check_certificate();
-        let addr = std::net::SocketAddr::new(self.cfg.web.bind, self.cfg.web.port);
+        let bind = if self.simulate && self.cfg.web.bind.is_unspecified() {
+            // A demo is for this machine: not reachable from the network unless asked for.
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+        } else {
+            self.cfg.web.bind
+        };
+        let addr = std::net::SocketAddr::new(bind, self.cfg.web.port);
         let listener = match crate::web::bind(addr).await {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!("web: cannot listen on {addr}: {e}; the web UI is not available");
-                return;
+                return started;
             }
         };
         let shown = listener.local_addr().map_or(addr, |a| a);
         tracing::info!("web: HTTPS on https://{shown}/");
+        started.url = Some(if shown.ip().is_loopback() {
+            format!("https://localhost:{}/", shown.port())
+        } else {
+            format!("https://{shown}/")
+        });
         let idle = Duration::from_secs(u64::from(self.cfg.web.idle_timeout_min.max(1)) * 60);
         let ctx = crate::web::api::Ctx::new(
             store,
@@ -74,6 +96,7 @@ impl Monitor {
                 tracing::error!("web: server stopped: {e}");
             }
         });
+        started
     }
 
     /// At start-up and once a day: our own self-signed certificate is renewed within 30 days
