@@ -963,6 +963,24 @@ fn problems_are_visible_in_the_status() {
         ok && text.contains("PROBLEM") && text.contains("polcy"),
         "{text}"
     );
+    let ev = rig.wait_event("config_value_refused", Duration::from_secs(5));
+    assert!(ev.to_string().contains("polcy"), "{ev}");
+}
+
+/// A credential store that existed and was deleted is an event before a new setup token
+/// is issued.
+#[test]
+fn deleted_credential_store_is_an_event() {
+    let mut rig = Rig::new("credsgone", 1, &ini(""));
+    rig.start_service();
+    rig.stop_service();
+    assert_eq!(rig.count("credentials_missing"), 0);
+    for f in ["credentials.enc", "credentials.bak"] {
+        let _ = std::fs::remove_file(rig.data.join(f));
+    }
+    rig.start_service();
+    let ev = rig.wait_event("credentials_missing", Duration::from_secs(10));
+    assert_eq!(ev["severity"], "warning", "{ev}");
 }
 
 /// A mistyped `--log` is refused before anything starts (it used to silence every line,

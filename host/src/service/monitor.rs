@@ -496,6 +496,34 @@ impl Monitor {
                 config::not_implemented_message(what),
             ));
         }
+        // Visible events too, not only a log line (capped: a file of garbage must not
+        // flood the event log at every reload).
+        let refused: Vec<String> = v
+            .iter()
+            .filter(|p| p.kind != ProblemKind::NotImplemented)
+            .map(|p| p.message.clone())
+            .collect();
+        for m in refused.iter().take(20) {
+            let rec = EventRecord::new(
+                EventId::ConfigValueRefused.as_str(),
+                Severity::Warning,
+                EventState::None,
+                m,
+            );
+            self.append(&rec);
+        }
+        if refused.len() > 20 {
+            let rec = EventRecord::new(
+                EventId::ConfigValueRefused.as_str(),
+                Severity::Warning,
+                EventState::None,
+                &format!(
+                    "and {} more refused configuration entries",
+                    refused.len() - 20
+                ),
+            );
+            self.append(&rec);
+        }
         self.config_problems = v;
         self.publish_problems();
     }

@@ -73,6 +73,23 @@ impl Monitor {
     pub(super) fn bootstrap_credentials(&mut self) -> Option<crate::credentials::CredentialStore> {
         use crate::credentials::{CredentialStore, INSTALL_FILE_NAME};
         let data_dir = self.paths.data_dir.clone();
+        {
+            use crate::credentials::{BACKUP_FILE_NAME, KEY_FILE_NAME, MAIN_FILE_NAME};
+            // A store that existed (its key file, or an event log with history, is still
+            // here) and is now gone was deleted: say so before a new setup token appears.
+            let gone = !data_dir.join(MAIN_FILE_NAME).exists()
+                && !data_dir.join(BACKUP_FILE_NAME).exists();
+            if gone && (data_dir.join(KEY_FILE_NAME).exists() || self.events.had_records_at_open())
+            {
+                self.log_simple(
+                    EventId::CredentialsMissing,
+                    &format!(
+                        "the credential store ({MAIN_FILE_NAME} and {BACKUP_FILE_NAME}) is missing although this installation had one; a new store and setup token are created. If nobody here removed it, someone with access to {} did",
+                        data_dir.display()
+                    ),
+                );
+            }
+        }
         let (mut store, report) = match CredentialStore::open(&data_dir) {
             Ok(x) => x,
             Err(e) => {
