@@ -1101,3 +1101,35 @@ fn world_writable_data_dir_is_refused() {
         "the refused data dir was written to"
     );
 }
+
+/// A runtime calibration runs on battery on purpose: with `policy = immediately` it is
+/// Calibration Started / Aborted, never On Battery or a shutdown.
+#[test]
+fn calibration_never_shuts_down() {
+    let (_d, marker, os_script) = fake_os_shutdown();
+    let mut rig = Rig::new(
+        "calibration",
+        1,
+        &ini(&format!(
+            "[Shutdown]\npolicy = immediately\nos_shutdown_command = {}\n",
+            os_script.display()
+        )),
+    );
+    rig.start_service();
+    let (ok, text) = rig.cli(&["calibrate"]);
+    assert!(ok, "{text}");
+    rig.wait_event("calibration_started", Duration::from_secs(15));
+    std::thread::sleep(Duration::from_secs(3));
+    let (ok, text) = rig.cli(&["calibrate", "--abort"]);
+    assert!(ok, "{text}");
+    // Back on line with the calibration bit gone: the machine logs its end (it cannot tell
+    // an abort by command from the UPS ending it, so either form is right here).
+    wait_for(Duration::from_secs(15), Duration::from_millis(100), || {
+        (rig.count("calibration_aborted") + rig.count("calibration_finished") > 0).then_some(())
+    })
+    .unwrap_or_else(|| panic!("calibration end not logged\n{}", rig.logs()));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(rig.count("on_battery"), 0, "{}", rig.logs());
+    assert_eq!(rig.count("shutdown_started"), 0, "{}", rig.logs());
+    assert!(!marker.exists(), "the OS shutdown command ran");
+}
