@@ -1253,6 +1253,12 @@ impl State {
         self.slow_idx = None;
         self.failures = 0;
         self.status_urgent = false;
+        self.forget_line_state();
+    }
+
+    /// A lost or reopened link: pending alerts, a cause check or a self-test say nothing
+    /// about the UPS found after it.
+    fn forget_line_state(&mut self) {
         self.provisional.clear();
         self.q_started = None;
         self.cause_check = None;
@@ -1284,13 +1290,7 @@ impl State {
         self.slow_idx = None;
         self.failures = 0;
         self.status_urgent = false;
-        self.provisional.clear();
-        self.q_started = None;
-        self.cause_check = None;
-        self.urgent_g = false;
-        self.urgent_x = false;
-        self.self_test = None;
-        self.sync_cause_flags();
+        self.forget_line_state();
     }
 
     fn shutdown_link(&mut self, now: Instant) {
