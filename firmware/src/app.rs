@@ -208,13 +208,7 @@ fn mode_text(m: UpsOffMode) -> &'static str {
 }
 
 fn phase_text(p: Phase) -> &'static str {
-    match p {
-        Phase::Idle => "idle",
-        Phase::Pending { .. } => "pending",
-        Phase::CommandFile { .. } => "command_file",
-        Phase::OsShutdown { .. } => "os_shutdown",
-        Phase::Completed { .. } => "completed",
-    }
+    p.as_str()
 }
 
 fn result_text(r: RequestResult) -> &'static str {

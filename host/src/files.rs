@@ -57,15 +57,7 @@ fn refusal(path: &Path, md: &fs::Metadata, reason: String) -> Refusal {
     }
 }
 
-fn check_owner_and_write_bits(path: &Path, md: &fs::Metadata) -> Result<(), Refusal> {
-    let mode = md.mode() & 0o7777;
-    if mode & 0o022 != 0 {
-        return Err(refusal(
-            path,
-            md,
-            "it is writable by group or others (chmod go-w)".into(),
-        ));
-    }
+fn check_owner(path: &Path, md: &fs::Metadata) -> Result<(), Refusal> {
     if !owner_trusted(md.uid()) {
         return Err(refusal(
             path,
@@ -78,6 +70,18 @@ fn check_owner_and_write_bits(path: &Path, md: &fs::Metadata) -> Result<(), Refu
         ));
     }
     Ok(())
+}
+
+fn check_owner_and_write_bits(path: &Path, md: &fs::Metadata) -> Result<(), Refusal> {
+    let mode = md.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(refusal(
+            path,
+            md,
+            "it is writable by group or others (chmod go-w)".into(),
+        ));
+    }
+    check_owner(path, md)
 }
 
 /// A configuration file (already opened; `md` from the open descriptor): a regular file that
@@ -121,18 +125,7 @@ pub fn check_secret_file(path: &Path, md: &fs::Metadata) -> Result<(), Refusal> 
             "group or others have access to it; a private key must be 0600 (chmod 600)".into(),
         ));
     }
-    if !owner_trusted(md.uid()) {
-        return Err(refusal(
-            path,
-            md,
-            format!(
-                "it is owned by uid {}, not by root or the service (uid {})",
-                md.uid(),
-                euid()
-            ),
-        ));
-    }
-    Ok(())
+    check_owner(path, md)
 }
 
 /// The data directory, before anything in it is used: a missing one is fine (it is created

@@ -131,6 +131,19 @@ pub enum Phase {
     },
 }
 
+impl Phase {
+    /// The stable id of the phase (status, API, logs).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Phase::Idle => "idle",
+            Phase::Pending { .. } => "pending",
+            Phase::CommandFile { .. } => "command_file",
+            Phase::OsShutdown { .. } => "os_shutdown",
+            Phase::Completed { .. } => "completed",
+        }
+    }
+}
+
 /// What the host must do. Each is emitted at most once per shutdown sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

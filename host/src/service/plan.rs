@@ -52,13 +52,7 @@ pub fn policy_id(p: ShutdownPolicy) -> &'static str {
 
 /// The phase's id as the API and the data model spell it.
 pub fn phase_id(p: Phase) -> &'static str {
-    match p {
-        Phase::Idle => "idle",
-        Phase::Pending { .. } => "pending",
-        Phase::CommandFile { .. } => "command_file",
-        Phase::OsShutdown { .. } => "os_shutdown",
-        Phase::Completed { .. } => "completed",
-    }
+    p.as_str()
 }
 
 /// `90 s`, `3 min`, `2 min 30 s`, `1 h 5 min`.
