@@ -2,7 +2,8 @@
 # The one command that runs every test (README "Run all tests"; .ci/run calls it).
 # Installs what the tests need on a Debian 12 machine (run as root), then runs:
 # rustfmt, clippy, the workspace tests (unit, property, snapshot, end-to-end with
-# real NUT programs), and the no_std / thumbv7em checks of the core.
+# real NUT programs and apcupsd, the appliance firmware in QEMU), the no_std / thumbv7em checks
+# of the core and the firmware's size budget.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,9 @@ dpkg -s libwrap0 >/dev/null 2>&1 || need+=(libwrap0)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
+# The appliance firmware's judge (an emulated Cortex-M4) and the tools that size it.
+command -v qemu-system-arm >/dev/null 2>&1 || need+=(qemu-system-arm)
+command -v arm-none-eabi-nm >/dev/null 2>&1 || need+=(binutils-arm-none-eabi)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]}"
@@ -59,10 +63,8 @@ fi
 # --- 2. Toolchain pieces --------------------------------------------------------------
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 thumb=thumbv7em-none-eabihf
-have_thumb=0
-if rustup target list --installed 2>/dev/null | grep -qx "$thumb" || rustup target add "$thumb" >/dev/null 2>&1; then
-  have_thumb=1
-fi
+# The core's Cortex-M4 build and the firmware test need this target: no fallback.
+rustup target list --installed 2>/dev/null | grep -qx "$thumb" || rustup target add "$thumb"
 
 # --- 3. Style and lints ---------------------------------------------------------------
 say "rustfmt"
@@ -78,16 +80,15 @@ if cargo tree -p upsguard-core -e normal,features --target "$thumb" --locked | g
   echo "upsguard-core pulls in std or alloc" >&2
   exit 1
 fi
-if [ "$have_thumb" = 1 ]; then
-  say "no_std core: build for $thumb"
-  cargo build -p upsguard-core --target "$thumb" --release --locked
-  cargo build -p upsguard-core --target "$thumb" --release --features defmt --locked
-  cargo clippy -p upsguard-core --target "$thumb" --locked -- -D warnings
-  say "no_std core: flash size on a Cortex-M4 (budget 32 KiB)"
-  ci/core-size.sh
-else
-  echo "note: rustup could not add $thumb here; the dependency-tree check above stands in for it"
-fi
+say "no_std core: build for $thumb"
+cargo build -p upsguard-core --target "$thumb" --release --locked
+cargo build -p upsguard-core --target "$thumb" --release --features defmt,embedded-io --locked
+cargo clippy -p upsguard-core --target "$thumb" --features embedded-io --locked -- -D warnings
+say "appliance firmware (firmware/): build, clippy, flash and static RAM against the budget"
+(cd firmware && cargo clippy --release --locked --target "$thumb" -- -D warnings)
+ci/firmware.sh
+# tests/tests/firmware_qemu.rs boots this ELF in qemu-system-arm (mps2-an386).
+export UPSGUARD_FIRMWARE_ELF=$PWD/target/firmware/upsguard-fw.elf
 
 # --- 5. Tests ------------------------------------------------------------------------
 # End-to-end tests run the real binaries, so build them first (tests find them beside

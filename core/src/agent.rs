@@ -40,7 +40,8 @@ use crate::shutdown::{
 use crate::time::{Duration, Instant};
 use crate::wire::{SelfTestResult, StatusFlags};
 
-const EVENT_CAP: usize = 32;
+/// What one call produces (the host drains after every call; overflow is counted).
+const EVENT_CAP: usize = 16;
 const ACTION_CAP: usize = 8;
 
 /// What the host must do; everything else the agent does itself.

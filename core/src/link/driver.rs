@@ -19,8 +19,10 @@ use crate::wire::{
 
 /// Line buffer: the longest reply is `^Z` (≈210 bytes on a Smart-UPS 420).
 const FRAME_BUF: usize = 256;
-const EVENT_CAP: usize = 64;
-const QUEUE_CAP: usize = 8;
+/// Events of one input; the Agent drains after every call (overflow is counted).
+const EVENT_CAP: usize = 24;
+/// Operator requests waiting for the line; a fifth is refused (`QueueFull`).
+const QUEUE_CAP: usize = 4;
 const INITIAL_BACKOFF: Duration = Duration::from_millis(1000);
 /// Distinct alerts held at once; more than that in one group is line noise.
 const HELD_CAP: usize = 4;

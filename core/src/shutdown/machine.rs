@@ -14,10 +14,11 @@ pub const RUNTIME_HYSTERESIS: Duration = Duration::from_secs(60);
 /// Clear hysteresis for Temperature Exceeded, in tenths of °C (2.0 °C).
 pub const TEMPERATURE_HYSTERESIS_DC: i16 = 20;
 
-/// Room for the events of many calls; the host is expected to drain after every call.
-const EVENT_QUEUE: usize = 64;
+/// Room for the events of a few calls (one observation emits at most about a dozen); the
+/// host, or the Agent, drains after every call. Sized for a 4 KiB appliance RAM budget.
+const EVENT_QUEUE: usize = 24;
 /// One call emits at most four actions (cancel + a whole new A = 0 sequence).
-const ACTION_QUEUE: usize = 16;
+const ACTION_QUEUE: usize = 8;
 
 /// Why a shutdown sequence runs (or is pending).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -18,6 +18,8 @@ pub const CAP_MAX_RECORDS: usize = 16;
 pub const CAP_MAX_VALUES: usize = 8;
 /// Maximum characters per value.
 pub const CAP_VALUE_MAX: usize = 4;
+/// Maximum values kept in all records together.
+pub const CAP_MAX_POOL: usize = 64;
 
 /// One permitted value, exactly as on the wire (padding included, e.g. `ON `).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -62,43 +64,76 @@ impl fmt::Debug for Value {
     }
 }
 
-/// The permitted values of one variable.
-#[derive(Clone, PartialEq, Eq, Hash)]
+/// One record's header; its values live in the table's shared pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct CapRecord {
+struct Header {
+    var: u8,
+    locale: u8,
+    width: u8,
+    start: u8,
+    count: u8,
+}
+
+/// The permitted values of one variable.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct CapRecord<'a> {
     pub var: u8,
     /// The record's locale byte (`4` = all locales).
     pub locale: u8,
     /// Characters per value on the wire.
     pub width: u8,
-    pub values: Vec<Value, CAP_MAX_VALUES>,
+    pub values: &'a [Value],
 }
 
-impl fmt::Debug for CapRecord {
+impl fmt::Debug for CapRecord<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CapRecord")
             .field("var", &char::from(self.var))
             .field("locale", &char::from(self.locale))
             .field("width", &self.width)
-            .field("values", &self.values.as_slice())
+            .field("values", &self.values)
             .finish()
     }
 }
 
 /// A locale-filtered `^Z` table with fixed capacity.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+///
+/// Values are kept in one pool shared by all records (a real table for one locale holds
+/// about 40), not eight slots per record: on an appliance this table is a fifth of the
+/// core's RAM budget otherwise.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CapabilityTable {
-    records: Vec<CapRecord, CAP_MAX_RECORDS>,
+    records: Vec<Header, CAP_MAX_RECORDS, u8>,
+    values: Vec<Value, CAP_MAX_POOL, u8>,
     truncated: bool,
     other_locale: u8,
     dropped: u8,
+}
+
+impl fmt::Debug for CapabilityTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Records<'a>(&'a CapabilityTable);
+        impl fmt::Debug for Records<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_list().entries(self.0.records()).finish()
+            }
+        }
+        f.debug_struct("CapabilityTable")
+            .field("records", &Records(self))
+            .field("truncated", &self.truncated)
+            .field("other_locale", &self.other_locale)
+            .field("dropped", &self.dropped)
+            .finish()
+    }
 }
 
 impl CapabilityTable {
     pub const fn new() -> Self {
         CapabilityTable {
             records: Vec::new(),
+            values: Vec::new(),
             truncated: false,
             other_locale: 0,
             dropped: 0,
@@ -140,8 +175,9 @@ impl CapabilityTable {
                 t.other_locale = t.other_locale.saturating_add(1);
                 continue;
             }
-            let kept =
-                Self::record(*var, *loc, w, values).is_some_and(|r| t.records.push(r).is_ok());
+            let kept = w != 0
+                && n <= CAP_MAX_VALUES as u8
+                && t.add(*var, *loc, w, values.chunks(usize::from(w)).map(Value::new));
             if !kept {
                 t.dropped = t.dropped.saturating_add(1);
             }
@@ -152,20 +188,37 @@ impl CapabilityTable {
         Ok(t)
     }
 
-    fn record(var: u8, locale: u8, width: u8, values: &[u8]) -> Option<CapRecord> {
-        let mut rec = CapRecord {
+    /// Adds one record, all or nothing.
+    fn add(
+        &mut self,
+        var: u8,
+        locale: u8,
+        width: u8,
+        values: impl Iterator<Item = Option<Value>>,
+    ) -> bool {
+        let start = self.values.len();
+        let mut ok = !self.records.is_full();
+        if ok {
+            for v in values {
+                if v.is_none_or(|v| self.values.push(v).is_err()) {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        let end = self.values.len();
+        let header = Header {
             var,
             locale,
             width,
-            values: Vec::new(),
+            start: start as u8,
+            count: (end - start) as u8,
         };
-        if width == 0 {
-            return None;
+        if !ok || self.records.push(header).is_err() {
+            self.values.truncate(start);
+            return false;
         }
-        for chunk in values.chunks(usize::from(width)) {
-            rec.values.push(Value::new(chunk)?).ok()?;
-        }
-        Some(rec)
+        true
     }
 
     /// Appends a record (for emulators building a table). Fails when full or invalid.
@@ -174,17 +227,32 @@ impl CapabilityTable {
         if width == 0 || width > CAP_VALUE_MAX || values.len() > CAP_MAX_VALUES {
             return Err(EmitError::Unrepresentable);
         }
-        let mut rec = CapRecord {
+        if values.iter().any(|v| Value::from_text(v).is_none()) {
+            return Err(EmitError::Unrepresentable);
+        }
+        if self.add(
             var,
             locale,
-            width: width as u8,
-            values: Vec::new(),
-        };
-        for v in values {
-            let v = Value::from_text(v).ok_or(EmitError::Unrepresentable)?;
-            rec.values.push(v).map_err(|_| EmitError::Full)?;
+            width as u8,
+            values.iter().map(|v| Value::from_text(v)),
+        ) {
+            Ok(())
+        } else {
+            Err(EmitError::Full)
         }
-        self.records.push(rec).map_err(|_| EmitError::Full)
+    }
+
+    fn view(&self, h: &Header) -> CapRecord<'_> {
+        let start = usize::from(h.start);
+        CapRecord {
+            var: h.var,
+            locale: h.locale,
+            width: h.width,
+            values: self
+                .values
+                .get(start..start + usize::from(h.count))
+                .unwrap_or(&[]),
+        }
     }
 
     /// Permitted values of a variable (`b'u'`, `b'E'`…), in the UPS's cycling order.
@@ -192,10 +260,10 @@ impl CapabilityTable {
         self.records
             .iter()
             .find(|r| r.var == var)
-            .map(|r| r.values.as_slice())
+            .map(|h| self.view(h).values)
     }
-    pub fn records(&self) -> impl Iterator<Item = &CapRecord> {
-        self.records.iter()
+    pub fn records(&self) -> impl Iterator<Item = CapRecord<'_>> {
+        self.records.iter().map(|h| self.view(h))
     }
     pub fn len(&self) -> usize {
         self.records.len()
@@ -219,13 +287,13 @@ impl CapabilityTable {
     /// Emits the reply body (`#` + records, values padded with spaces to the record width).
     pub fn emit(&self, out: &mut impl Sink) -> Result<(), EmitError> {
         out.put(b'#')?;
-        for r in &self.records {
+        for r in self.records() {
             let n = u8::try_from(r.values.len()).map_err(|_| EmitError::Unrepresentable)?;
             if r.width > 9 || n > 9 {
                 return Err(EmitError::Unrepresentable);
             }
             out.put_all(&[r.var, r.locale, b'0' + n, b'0' + r.width])?;
-            for v in &r.values {
+            for v in r.values {
                 let bytes = v.as_bytes();
                 if bytes.len() > usize::from(r.width) {
                     return Err(EmitError::Unrepresentable);

@@ -14,7 +14,9 @@ mod text;
 mod values;
 
 pub use alert::{Alert, AlertSet};
-pub use caps::{CAP_MAX_RECORDS, CAP_MAX_VALUES, CAP_VALUE_MAX, CapRecord, CapabilityTable, Value};
+pub use caps::{
+    CAP_MAX_POOL, CAP_MAX_RECORDS, CAP_MAX_VALUES, CAP_VALUE_MAX, CapRecord, CapabilityTable, Value,
+};
 pub use command::{Command, Encoded, PacedByte, Pacing, ReplyKind, StringVar};
 pub use number::{Centi, parse_hex_u8, parse_runtime_seconds, parse_uint};
 pub use protocol::{CommandSet, ProtocolInfo};

@@ -224,6 +224,19 @@ fn capability_table_quirks() {
     // Too many values for our capacity: dropped and counted.
     let big = CapabilityTable::parse(b"#u491123456789", Some(Locale::D)).unwrap();
     assert_eq!((big.len(), big.dropped()), (0, 1));
+    // More values than the shared pool holds: the record that does not fit is dropped
+    // whole (none of its values kept), the ones before it stay.
+    let mut line = b"#".to_vec();
+    for var in b"ulesqpkrE" {
+        line.extend_from_slice(&[*var, b'4', b'8', b'1']);
+        line.extend_from_slice(b"12345678");
+    }
+    let full = CapabilityTable::parse(&line, Some(Locale::D)).unwrap();
+    assert_eq!((full.len(), full.dropped()), (8, 1));
+    assert_eq!(full.permitted(b'r').map(|v| v.len()), Some(8));
+    assert_eq!(full.permitted(b'E'), None);
+    let mut t = CapabilityTable::parse(&line, Some(Locale::D)).unwrap();
+    assert_eq!(t.push(b'x', b'4', &["1"]), Err(EmitError::Full));
     assert_eq!(
         CapabilityTable::parse(b"NA", None),
         Err(ParseError::NotAvailable)
@@ -301,7 +314,8 @@ fn any_caps() -> impl Strategy<Value = CapabilityTable> {
             let value = prop::collection::vec(0x20u8..0x7f, width);
             (Just(var), Just(loc), prop::collection::vec(value, n))
         });
-    prop::collection::vec(record, 0..=CAP_MAX_RECORDS).prop_map(|recs| {
+    // At most eight values per record: eight records always fit the shared pool.
+    prop::collection::vec(record, 0..=CAP_MAX_POOL / CAP_MAX_VALUES).prop_map(|recs| {
         let mut t = CapabilityTable::new();
         for (var, loc, values) in recs {
             let strs: Vec<String> = values
