@@ -85,7 +85,8 @@ cargo build -p upsguard-core --target "$thumb" --release --locked
 cargo build -p upsguard-core --target "$thumb" --release --features defmt,embedded-io --locked
 cargo clippy -p upsguard-core --target "$thumb" --features embedded-io --locked -- -D warnings
 say "appliance firmware (firmware/): build, clippy, flash and static RAM against the budget"
-(cd firmware && cargo clippy --release --locked --target "$thumb" -- -D warnings)
+# Same target dir as ci/firmware.sh, so its build reuses these artifacts.
+(cd firmware && cargo clippy --release --locked --target "$thumb" --target-dir ../target/firmware -- -D warnings)
 ci/firmware.sh
 # tests/tests/firmware_qemu.rs boots this ELF in qemu-system-arm (mps2-an386).
 export UPSGUARD_FIRMWARE_ELF=$PWD/target/firmware/upsguard-fw.elf
